@@ -1,0 +1,301 @@
+//! A running node: everything `clickstream serve` starts, wired together, and its orderly stop.
+//!
+//! Start-up loads the lists, GeoIP and link table, opens the spool, starts the pipeline thread,
+//! binds the listeners and starts one driver per sink. [`Node::shutdown`] stops in the order that
+//! loses nothing: not ready → stop accepting and finish in-flight requests → the pipeline drains
+//! the click queue into the spool and syncs it → sinks deliver what they can within the grace
+//! period → whatever is left stays in the spool for the next start.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState};
+use crate::click::ClickQueue;
+use crate::config::{Config, SinkKind};
+use crate::enrich::geo::GeoDb;
+use crate::enrich::session::SessionTracker;
+use crate::enrich::{EnrichLists, Enricher};
+use crate::links::{LinkTable, LinkTableError};
+use crate::metrics::Metrics;
+use crate::redirect::Router;
+use crate::reload::{ReloadError, ReloadSummary, Reloader};
+use crate::server::{self, ConnLimits};
+use crate::sink::file::FileSink;
+use crate::sink::s3::S3Sink;
+use crate::sink::webhook::WebhookSink;
+use crate::sink::{self, DriverContext};
+use crate::spool::{Filter, SinkSpec, Spool, SpoolError};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The link table has errors (exit code 1).
+    #[error(transparent)]
+    Links(#[from] LinkTableError),
+    /// A list, database or sink setting is unusable (exit code 64).
+    #[error("{0}")]
+    Setup(String),
+    /// The spool cannot be opened.
+    #[error("spool: {0}")]
+    Spool(#[from] SpoolError),
+    /// A listener cannot bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running node.
+pub struct Node {
+    /// Where the redirect listener is bound.
+    pub addr: SocketAddr,
+    /// Where the admin listener is bound.
+    pub admin_addr: SocketAddr,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The spool.
+    pub spool: Spool,
+    reloader: Arc<Reloader>,
+    admin: Arc<AdminState>,
+    shutdown: watch::Sender<bool>,
+    drain: watch::Sender<bool>,
+    stop_pipeline: Arc<AtomicBool>,
+    router: Option<Arc<Router>>,
+    server_task: JoinHandle<()>,
+    pipeline: std::thread::JoinHandle<()>,
+    sinks: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+/// What was loaded, for the start-up log line.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Links.
+    pub links: usize,
+    /// Domains.
+    pub domains: usize,
+    /// GeoIP database type and build time.
+    pub geoip: String,
+}
+
+/// Loads GeoIP from the configured path or the embedded copy.
+pub fn load_geo(config: &Config) -> Result<GeoDb, StartError> {
+    match &config.server.geoip {
+        Some(path) => GeoDb::open(path).map_err(|e| StartError::Setup(e.to_string())),
+        None => Ok(GeoDb::embedded()),
+    }
+}
+
+impl Node {
+    /// Starts a node; `listen`/`admin_listen` of the config may use port 0 (tests).
+    pub async fn start(config: Config) -> Result<(Node, Loaded), StartError> {
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let server_config = &config.server;
+
+        let setup = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || {
+                let lists = EnrichLists::load(&config.server).map_err(|e| StartError::Setup(e.join("\n")))?;
+                let geo = load_geo(&config)?;
+                let table = LinkTable::load(&config.server.links, &config.server, &config.domains)?;
+                Ok::<_, StartError>((lists, geo, table))
+            })
+            .await
+            .map_err(|e| StartError::Setup(format!("start-up task failed: {e}")))??
+        };
+        let (lists, geo, table) = setup;
+        let loaded = Loaded {
+            links: table.len(),
+            domains: table.domain_count(),
+            geoip: format!(
+                "{} (built {})",
+                geo.database_type(),
+                crate::click::format_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(geo.build_epoch()))
+            ),
+        };
+        metrics.links.set(table.len() as u64);
+        metrics.last_reload_unix.set(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        let table = Arc::new(ArcSwap::from_pointee(table));
+        let lists = Arc::new(ArcSwap::from_pointee(lists));
+
+        // Spool, with one cursor per sink.
+        let specs: Vec<SinkSpec> = config
+            .sinks
+            .iter()
+            .map(|s| SinkSpec {
+                name: s.name.clone(),
+                budget_bytes: s.common.spool_max_bytes,
+                filter: Filter {
+                    humans_only: s.common.humans_only,
+                    workspaces: s.common.workspaces.clone(),
+                    domains: s.common.domains.clone(),
+                },
+                metrics: metrics.sink(&s.name),
+            })
+            .collect();
+        let (spool, writer) = {
+            let dir = server_config.spool_dir.clone();
+            let seg = config.spool.segment_max_bytes;
+            tokio::task::spawn_blocking(move || Spool::open(&dir, seg, specs))
+                .await
+                .map_err(|e| StartError::Setup(format!("spool task failed: {e}")))??
+        };
+        metrics.spool_durable_seq.set(spool.durable_seq());
+
+        // Pipeline thread.
+        let (queue, rx) = ClickQueue::bounded(server_config.click_queue_events, metrics.clone());
+        let sessions = Arc::new(SessionTracker::new(config.session.idle_timeout, config.session.max_entries));
+        let enricher = Enricher::new(
+            lists.clone(),
+            Arc::new(geo),
+            server_config.trusted_proxies.clone(),
+            sessions,
+            metrics.clone(),
+        );
+        let stop_pipeline = Arc::new(AtomicBool::new(false));
+        let pipeline = crate::pipeline::spawn(
+            rx,
+            enricher,
+            writer,
+            config.spool.flush_interval,
+            metrics.clone(),
+            stop_pipeline.clone(),
+        )
+        .map_err(|e| StartError::Setup(format!("cannot start the pipeline thread: {e}")))?;
+
+        // Listeners.
+        let listener = TcpListener::bind(server_config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: server_config.listen,
+                source,
+            })?;
+        let admin_listener = TcpListener::bind(server_config.admin_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: server_config.admin_listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: server_config.listen,
+            source,
+        })?;
+        let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+            addr: server_config.admin_listen,
+            source,
+        })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (drain, drain_rx) = watch::channel(false);
+        let router = Arc::new(Router::new(table.clone(), queue, metrics.clone()));
+        let server_task = tokio::spawn(server::serve_plain(
+            listener,
+            router.clone(),
+            ConnLimits::from_config(server_config),
+            metrics.clone(),
+            shutdown_rx.clone(),
+            server_config.shutdown_grace,
+        ));
+        let admin = Arc::new(AdminState {
+            metrics: metrics.clone(),
+            table: table.clone(),
+            ready: AtomicBool::new(false),
+        });
+        tokio::spawn(admin::serve(admin_listener, admin.clone(), shutdown_rx.clone()));
+
+        // Sinks.
+        let mut sinks = Vec::new();
+        for s in &config.sinks {
+            let ctx = DriverContext {
+                name: s.name.clone(),
+                spool: spool.clone(),
+                common: s.common.clone(),
+                metrics: metrics.sink(&s.name),
+                drain: drain_rx.clone(),
+            };
+            let handle = match &s.kind {
+                SinkKind::File { dir } => tokio::spawn(sink::run(FileSink::new(dir.clone()), ctx)),
+                SinkKind::Webhook(w) => {
+                    let prefix = format!("msg_{}_{}", server_config.node_id, spool.id());
+                    let hook = WebhookSink::new(w.clone(), prefix)
+                        .map_err(|e| StartError::Setup(format!("[[sink]] {}: cannot build the HTTP client: {e}", s.name)))?;
+                    tokio::spawn(sink::run(hook, ctx))
+                }
+                SinkKind::S3(c) => {
+                    let s3 = S3Sink::new(c.clone(), server_config.node_id.clone(), spool.id().to_string()).await;
+                    tokio::spawn(sink::run(s3, ctx))
+                }
+            };
+            sinks.push(handle);
+        }
+
+        let reloader = Arc::new(Reloader::new(config.clone(), table, lists, metrics.clone()));
+        tokio::spawn(reloader.clone().watch_files(shutdown_rx));
+        admin.ready.store(true, Ordering::Relaxed);
+        Ok((
+            Node {
+                addr,
+                admin_addr,
+                metrics,
+                spool,
+                reloader,
+                admin,
+                shutdown,
+                drain,
+                stop_pipeline,
+                router: Some(router),
+                server_task,
+                pipeline,
+                sinks,
+                grace: server_config.shutdown_grace,
+            },
+            loaded,
+        ))
+    }
+
+    /// Reloads the link table now (as SIGHUP does; `force` as SIGUSR1).
+    pub async fn reload(&self, force: bool) -> Result<ReloadSummary, ReloadError> {
+        self.reloader.reload(force).await
+    }
+
+    /// Stops the node without losing an answered click (see the module docs).
+    pub async fn shutdown(mut self) {
+        self.admin.ready.store(false, Ordering::Relaxed);
+        // The send only fails when every receiver is gone, which means they have stopped.
+        let _ = self.shutdown.send(true);
+        if let Err(e) = (&mut self.server_task).await {
+            tracing::warn!(error = %e, "listener task failed");
+        }
+        // In-flight requests are done (or past the grace period): no more clicks can arrive.
+        self.router.take();
+        self.stop_pipeline.store(true, Ordering::Relaxed);
+        let pipeline = self.pipeline;
+        if tokio::task::spawn_blocking(move || pipeline.join()).await.is_err() {
+            tracing::error!("pipeline thread failed; unflushed clicks may be lost");
+        }
+        let _ = self.drain.send(true); // receivers gone means the sinks already stopped
+        let deadline = tokio::time::Instant::now() + self.grace;
+        for task in &mut self.sinks {
+            if tokio::time::timeout_at(deadline, &mut *task).await.is_err() {
+                task.abort();
+            }
+        }
+        let left: u64 = self.spool.durable_seq();
+        tracing::info!(durable_seq = left, "stopped; undelivered events stay in the spool for the next start");
+    }
+}

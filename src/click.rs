@@ -1,0 +1,385 @@
+//! Clicks: the [`Hit`] the hit path captures, the bounded [`ClickQueue`] that carries it off the
+//! response path, and the [`ClickEvent`] it becomes — the product's payload, in exactly the shape
+//! of the Clickstream example (`data` items of a webhook body, lines of S3 and file objects).
+//!
+//! The hit path only copies header handles (reference-counted slices of the request buffer) into
+//! a `Hit` and offers it to the queue; `enrich` turns hits into events on its own thread.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use crate::links::Link;
+use crate::metrics::Metrics;
+
+/// One click as the hit path saw it, before enrichment.
+#[derive(Debug)]
+pub struct Hit {
+    /// When the request was answered.
+    pub time: SystemTime,
+    /// The link that answered.
+    pub link: Arc<Link>,
+    /// The `Location` actually sent (with the request's query merged in).
+    pub location: HeaderValue,
+    /// Socket peer; the client address is resolved from it and the forwarding headers later.
+    pub peer: IpAddr,
+    /// A `HEAD` request (classified as a bot).
+    pub head: bool,
+    /// The request headers enrichment reads.
+    pub headers: HitHeaders,
+}
+
+/// The request headers a click event is built from, as sent.
+#[derive(Debug, Default, Clone)]
+pub struct HitHeaders {
+    /// `User-Agent`
+    pub user_agent: Option<HeaderValue>,
+    /// `Referer`
+    pub referer: Option<HeaderValue>,
+    /// `Accept-Language`
+    pub accept_language: Option<HeaderValue>,
+    /// `Sec-CH-UA`
+    pub sec_ch_ua: Option<HeaderValue>,
+    /// `Sec-CH-UA-Mobile`
+    pub sec_ch_ua_mobile: Option<HeaderValue>,
+    /// `Sec-CH-UA-Platform`
+    pub sec_ch_ua_platform: Option<HeaderValue>,
+    /// `Forwarded`, every occurrence joined with `, `.
+    pub forwarded: Option<HeaderValue>,
+    /// `X-Forwarded-For`, every occurrence joined with `, `.
+    pub x_forwarded_for: Option<HeaderValue>,
+}
+
+const SEC_CH_UA: HeaderName = HeaderName::from_static("sec-ch-ua");
+const SEC_CH_UA_MOBILE: HeaderName = HeaderName::from_static("sec-ch-ua-mobile");
+const SEC_CH_UA_PLATFORM: HeaderName = HeaderName::from_static("sec-ch-ua-platform");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+impl HitHeaders {
+    /// Copies the handles of the headers enrichment needs (no byte is copied for single values).
+    pub fn capture(headers: &HeaderMap) -> HitHeaders {
+        HitHeaders {
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            referer: headers.get(header::REFERER).cloned(),
+            accept_language: headers.get(header::ACCEPT_LANGUAGE).cloned(),
+            sec_ch_ua: headers.get(SEC_CH_UA).cloned(),
+            sec_ch_ua_mobile: headers.get(SEC_CH_UA_MOBILE).cloned(),
+            sec_ch_ua_platform: headers.get(SEC_CH_UA_PLATFORM).cloned(),
+            forwarded: joined(headers, &header::FORWARDED),
+            x_forwarded_for: joined(headers, &X_FORWARDED_FOR),
+        }
+    }
+}
+
+/// A header that may be sent several times, as one comma-separated value (RFC 9110 §5.3).
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone());
+    };
+    let mut all = first.as_bytes().to_vec();
+    for v in std::iter::once(second).chain(values) {
+        all.extend_from_slice(b", ");
+        all.extend_from_slice(v.as_bytes());
+    }
+    HeaderValue::from_bytes(&all).ok()
+}
+
+/// The sending half of the hit → enrichment hand-off: bounded, never blocking.
+///
+/// A `std::sync::mpsc::sync_channel`: its `try_send` is lock-free on the fast path, and the one
+/// consumer is a plain thread, so no async runtime is involved on either side.
+#[derive(Clone)]
+pub struct ClickQueue {
+    tx: SyncSender<Hit>,
+    metrics: Arc<Metrics>,
+}
+
+impl ClickQueue {
+    /// A queue holding at most `capacity` hits, and its receiving end.
+    pub fn bounded(capacity: usize, metrics: Arc<Metrics>) -> (ClickQueue, Receiver<Hit>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+        (ClickQueue { tx, metrics }, rx)
+    }
+
+    /// Hands a hit on, or drops it (counted) when the queue is full or closed.
+    pub fn offer(&self, hit: Hit) {
+        match self.tx.try_send(hit) {
+            Ok(()) => self.metrics.clicks_queued.inc(),
+            Err(TrySendError::Full(_)) => self.metrics.clicks_dropped_queue_full.inc(),
+            Err(TrySendError::Disconnected(_)) => self.metrics.clicks_dropped_shutdown.inc(),
+        }
+    }
+}
+
+/// One click event, serialized exactly as the Clickstream payload's `data` items.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClickEvent {
+    /// UUIDv7; receivers de-duplicate on it.
+    pub id: String,
+    /// UTC, RFC 3339 with microseconds and `Z`.
+    pub timestamp: String,
+    /// Who clicked.
+    pub client: Client,
+    /// Where they came from.
+    pub referral: Referral,
+    /// What they clicked and where it sent them.
+    pub route: Route,
+}
+
+/// `client`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Client {
+    /// Primary language subtag.
+    pub language: String,
+    /// `location`
+    pub location: Location,
+    /// `agent`
+    pub agent: Agent,
+    /// `session`
+    pub session: Session,
+}
+
+/// `client.location`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Location {
+    /// Lower-case ISO 3166-1 alpha-2 code, or `""`.
+    pub country: String,
+}
+
+/// `client.agent`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Agent {
+    /// `browser`
+    pub browser: NameVersion,
+    /// `os`
+    pub os: NameVersion,
+    /// `device`
+    pub device: Device,
+    /// `human` or `bot`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// A name and a version.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NameVersion {
+    /// Slug.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+/// `client.agent.device`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Device {
+    /// `smartphone`, `tablet`, `desktop`, ... or `""`.
+    pub name: &'static str,
+}
+
+/// `client.session`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Session {
+    /// First click time of the session.
+    pub started: String,
+    /// True on the click that opened the session.
+    pub first: bool,
+}
+
+/// `referral`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Referral {
+    /// Referring host.
+    pub hostname: String,
+    /// Referring scheme, without colon.
+    pub protocol: String,
+    /// Referring path.
+    pub path: String,
+    /// `origin`
+    pub origin: Origin,
+}
+
+/// `referral.origin`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Origin {
+    /// `social`, `search`, `email`, `direct`, `internal`, `other`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `facebook`, `google`, ...
+    pub name: String,
+}
+
+/// `route`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Route {
+    /// Link id.
+    pub id: String,
+    /// Link slashtag.
+    pub slashtag: String,
+    /// `creator`
+    pub creator: Creator,
+    /// `domain`
+    pub domain: DomainRef,
+    /// `destination`
+    pub destination: Destination,
+}
+
+/// `route.creator`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Creator {
+    /// Creator user id.
+    pub id: String,
+    /// `workspace`
+    pub workspace: WorkspaceRef,
+}
+
+/// `route.creator.workspace`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WorkspaceRef {
+    /// Workspace id.
+    pub id: String,
+    /// Workspace name.
+    pub name: String,
+}
+
+/// `route.domain`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DomainRef {
+    /// Domain id.
+    pub id: String,
+    /// Custom domain.
+    pub raw: String,
+}
+
+/// `route.destination`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Destination {
+    /// Full URL as redirected to.
+    pub raw: String,
+    /// Scheme.
+    pub protocol: String,
+    /// Host.
+    pub hostname: String,
+    /// Path.
+    pub path: String,
+    /// `params`
+    pub params: Params,
+}
+
+/// `route.destination.params`
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Params {
+    /// `{name: [values...]}`, names in order of first appearance.
+    pub query: QueryParams,
+}
+
+/// Query parameters as an ordered JSON object of arrays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryParams(pub Vec<(String, Vec<String>)>);
+
+impl QueryParams {
+    /// Groups a URL's decoded query pairs by name, in order of first appearance.
+    pub fn from_url(url: &url::Url) -> QueryParams {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, value) in url.query_pairs() {
+            match out.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, values)) => values.push(value.into_owned()),
+                None => out.push((name.into_owned(), vec![value.into_owned()])),
+            }
+        }
+        QueryParams(out)
+    }
+}
+
+impl Serialize for QueryParams {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, values) in &self.0 {
+            map.serialize_entry(name, values)?;
+        }
+        map.end()
+    }
+}
+
+impl Destination {
+    /// Splits the URL that was redirected to into the event's parts.
+    pub fn from_location(raw: &str) -> Destination {
+        match url::Url::parse(raw) {
+            Ok(url) => Destination {
+                raw: raw.to_string(),
+                protocol: url.scheme().to_string(),
+                hostname: url.host_str().unwrap_or("").to_string(),
+                path: url.path().to_string(),
+                params: Params {
+                    query: QueryParams::from_url(&url),
+                },
+            },
+            Err(_) => Destination {
+                raw: raw.to_string(),
+                protocol: String::new(),
+                hostname: String::new(),
+                path: String::new(),
+                params: Params {
+                    query: QueryParams::default(),
+                },
+            },
+        }
+    }
+}
+
+/// Formats a time as the event's timestamps: UTC, RFC 3339, microseconds, `Z`.
+pub fn format_timestamp(t: SystemTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::OffsetDateTime::from(t)
+        .format(FORMAT)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000000Z".to_string())
+}
+
+/// Microseconds since the Unix epoch (0 for times before it).
+pub fn unix_micros(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_have_microseconds_and_z() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_562_076_426_981_094);
+        assert_eq!(format_timestamp(t), "2019-07-02T14:07:06.981094Z");
+        assert_eq!(format_timestamp(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn destination_parts_and_ordered_query() {
+        let d = Destination::from_location("https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=customersuccess&utm_source=x");
+        assert_eq!(d.protocol, "https");
+        assert_eq!(d.hostname, "www.yourdestination.com");
+        assert_eq!(d.path, "/");
+        let json = serde_json::to_string(&d.params).unwrap();
+        assert_eq!(json, r#"{"query":{"utm_source":["cs_facebook_post","x"],"utm_medium":["customersuccess"]}}"#);
+    }
+
+    #[test]
+    fn repeated_forwarding_headers_are_joined() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2, 3.3.3.3"));
+        let c = HitHeaders::capture(&h);
+        assert_eq!(c.x_forwarded_for.unwrap(), "1.1.1.1, 2.2.2.2, 3.3.3.3");
+        assert!(c.forwarded.is_none());
+    }
+}

@@ -1,0 +1,304 @@
+//! Enrichment: turning a [`Hit`] into a [`ClickEvent`].
+//!
+//! Runs on the pipeline thread (see `pipeline`), never on a request's task: the response has
+//! already gone out when a hit gets here. Each part has its own module, pure and table-tested:
+//!
+//! - [`agent`]: user agent and client hints → browser, OS, device, bot (woothee + our rules).
+//! - [`client_ip`]: the client address behind trusted proxies.
+//! - [`geo`]: address → country (MaxMind DB).
+//! - [`language`]: `Accept-Language` → primary subtag.
+//! - [`referrer`]: `Referer` → hostname, protocol, path and traffic source.
+//! - [`session`]: salted visitor hash → session start and first click.
+//!
+//! User agents repeat heavily in real traffic, so their classification is cached ([`UaCache`]);
+//! a cache hit costs a hash of the UA bytes and a map lookup.
+
+pub mod agent;
+pub mod client_ip;
+pub mod geo;
+pub mod language;
+pub mod referrer;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::click::{self, ClickEvent, Hit};
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use agent::{AgentInfo, BotList, ClientHints};
+use client_ip::TrustedProxies;
+use geo::GeoDb;
+use referrer::ReferrerTable;
+use session::SessionTracker;
+
+/// Entries per generation of the user-agent cache (two generations are kept).
+const UA_CACHE_GENERATION_ENTRIES: usize = 16_384;
+
+/// The operator-editable lists in `data/`, reloaded with the link table.
+pub struct EnrichLists {
+    /// Bot tokens.
+    pub bots: BotList,
+    /// Referrer host table.
+    pub referrers: ReferrerTable,
+}
+
+impl EnrichLists {
+    /// Loads the configured files, or the embedded lists where none is configured.
+    pub fn load(server: &ServerConfig) -> Result<EnrichLists, Vec<String>> {
+        let mut errors = Vec::new();
+        let bots = match &server.bots {
+            None => Some(BotList::embedded()),
+            Some(path) => read(path, &mut errors).and_then(|text| {
+                BotList::parse(&text, &path.display().to_string())
+                    .map_err(|e| errors.extend(e))
+                    .ok()
+            }),
+        };
+        let referrers = match &server.referrers {
+            None => Some(ReferrerTable::embedded()),
+            Some(path) => read(path, &mut errors).and_then(|text| {
+                ReferrerTable::parse(&text, &path.display().to_string())
+                    .map_err(|e| errors.extend(e))
+                    .ok()
+            }),
+        };
+        match (bots, referrers) {
+            (Some(bots), Some(referrers)) if errors.is_empty() => Ok(EnrichLists { bots, referrers }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn read(path: &std::path::Path, errors: &mut Vec<String>) -> Option<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| errors.push(format!("{}: cannot read: {e}", path.display())))
+        .ok()
+}
+
+/// A two-generation cache: lookups hit the young map, then the old one (promoting the entry);
+/// when the young map is full it becomes the old one. An LRU approximation with no per-hit
+/// bookkeeping and a hard size bound of two generations.
+pub struct UaCache {
+    young: HashMap<Box<[u8]>, Arc<AgentInfo>>,
+    old: HashMap<Box<[u8]>, Arc<AgentInfo>>,
+    cap: usize,
+}
+
+impl UaCache {
+    /// A cache of at most `2 * cap` entries.
+    pub fn new(cap: usize) -> UaCache {
+        UaCache {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// The cached classification for `key`, or the one `compute` makes (then cached).
+    pub fn get_or_insert(&mut self, key: &[u8], compute: impl FnOnce() -> AgentInfo) -> Arc<AgentInfo> {
+        if let Some(v) = self.young.get(key) {
+            return v.clone();
+        }
+        let value = match self.old.remove(key) {
+            Some(v) => v,
+            None => Arc::new(compute()),
+        };
+        if self.young.len() >= self.cap {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key.into(), value.clone());
+        value
+    }
+
+    /// Forgets everything (the bot list changed).
+    pub fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
+    }
+}
+
+/// Builds click events. Owned by the pipeline thread (`&mut self`: the caches need no lock).
+pub struct Enricher {
+    lists: Arc<ArcSwap<EnrichLists>>,
+    /// The lists the UA cache was filled with; a swap clears the cache.
+    lists_seen: Option<Arc<EnrichLists>>,
+    geo: Arc<GeoDb>,
+    trusted: TrustedProxies,
+    sessions: Arc<SessionTracker>,
+    ua_cache: UaCache,
+    key_buf: Vec<u8>,
+    metrics: Arc<Metrics>,
+}
+
+impl Enricher {
+    /// An enricher over shared lists, a GeoIP database and a session tracker.
+    pub fn new(
+        lists: Arc<ArcSwap<EnrichLists>>,
+        geo: Arc<GeoDb>,
+        trusted: TrustedProxies,
+        sessions: Arc<SessionTracker>,
+        metrics: Arc<Metrics>,
+    ) -> Enricher {
+        Enricher {
+            lists,
+            lists_seen: None,
+            geo,
+            trusted,
+            sessions,
+            ua_cache: UaCache::new(UA_CACHE_GENERATION_ENTRIES),
+            key_buf: Vec::with_capacity(512),
+            metrics,
+        }
+    }
+
+    /// The session tracker (for sweeping and metrics).
+    pub fn sessions(&self) -> &Arc<SessionTracker> {
+        &self.sessions
+    }
+
+    /// Builds the event for one hit.
+    pub fn enrich(&mut self, hit: &Hit) -> ClickEvent {
+        let lists = self.lists.load_full();
+        if !self.lists_seen.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, &lists)) {
+            self.ua_cache.clear();
+            self.lists_seen = Some(lists.clone());
+        }
+        let h = &hit.headers;
+        let ua = h.user_agent.as_ref().map_or(&b""[..], |v| v.as_bytes());
+        let hints = ClientHints {
+            sec_ch_ua: h.sec_ch_ua.as_ref().and_then(|v| v.to_str().ok()),
+            mobile: h.sec_ch_ua_mobile.as_ref().and_then(|v| v.to_str().ok()),
+            platform: h.sec_ch_ua_platform.as_ref().and_then(|v| v.to_str().ok()),
+        };
+        self.key_buf.clear();
+        self.key_buf.extend_from_slice(ua);
+        for hint in [hints.sec_ch_ua, hints.mobile, hints.platform] {
+            self.key_buf.push(0);
+            self.key_buf.extend_from_slice(hint.unwrap_or("").as_bytes());
+        }
+        let bots = &lists.bots;
+        let agent = self.ua_cache.get_or_insert(&self.key_buf, || {
+            agent::classify(&String::from_utf8_lossy(ua), hints, bots)
+        });
+        let bot = agent.bot || hit.head;
+
+        let ip = client_ip::client_ip(
+            hit.peer,
+            h.forwarded.as_ref().map(|v| v.as_bytes()),
+            h.x_forwarded_for.as_ref().map(|v| v.as_bytes()),
+            &self.trusted,
+        );
+        let country = match self.geo.country(ip) {
+            Some(c) => c.as_str().to_string(),
+            None => {
+                self.metrics.geoip_misses.inc();
+                String::new()
+            }
+        };
+        let link = &hit.link;
+        let now = click::unix_micros(hit.time);
+        let visitor = self.sessions.visitor_key(ip, ua, &link.workspace.id, now);
+        let session = self.sessions.touch(visitor, now);
+        let referral = lists
+            .referrers
+            .classify(h.referer.as_ref().and_then(|v| v.to_str().ok()), &link.domain);
+        let language = h
+            .accept_language
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(language::primary_language)
+            .unwrap_or_default();
+        let timestamp = click::format_timestamp(hit.time);
+        let started = if session.first {
+            timestamp.clone()
+        } else {
+            click::format_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_micros(session.started_micros.max(0) as u64))
+        };
+        ClickEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            timestamp,
+            client: click::Client {
+                language,
+                location: click::Location { country },
+                agent: click::Agent {
+                    browser: click::NameVersion {
+                        name: agent.browser_name.clone(),
+                        version: agent.browser_version.clone(),
+                    },
+                    os: click::NameVersion {
+                        name: agent.os_name.clone(),
+                        version: agent.os_version.clone(),
+                    },
+                    device: click::Device { name: agent.device },
+                    kind: if bot { "bot" } else { "human" },
+                },
+                session: click::Session {
+                    started,
+                    first: session.first,
+                },
+            },
+            referral: click::Referral {
+                hostname: referral.hostname,
+                protocol: referral.protocol,
+                path: referral.path,
+                origin: click::Origin {
+                    kind: referral.origin_type,
+                    name: referral.origin_name,
+                },
+            },
+            route: click::Route {
+                id: link.id.to_string(),
+                slashtag: link.slashtag.to_string(),
+                creator: click::Creator {
+                    id: link.creator_id.to_string(),
+                    workspace: click::WorkspaceRef {
+                        id: link.workspace.id.to_string(),
+                        name: link.workspace.name.to_string(),
+                    },
+                },
+                domain: click::DomainRef {
+                    id: link.domain_id.to_string(),
+                    raw: link.domain.to_string(),
+                },
+                destination: click::Destination::from_location(hit.location.to_str().unwrap_or("")),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ua_cache_is_bounded_and_promotes() {
+        let mut c = UaCache::new(2);
+        let mut computed = 0;
+        let mut get = |c: &mut UaCache, k: &[u8]| {
+            c.get_or_insert(k, || {
+                computed += 1;
+                AgentInfo {
+                    browser_name: String::from_utf8_lossy(k).into_owned(),
+                    browser_version: String::new(),
+                    os_name: String::new(),
+                    os_version: String::new(),
+                    device: "",
+                    bot: false,
+                }
+            });
+        };
+        get(&mut c, b"a");
+        get(&mut c, b"b");
+        get(&mut c, b"a");
+        get(&mut c, b"c"); // young {a,b} full: becomes old
+        get(&mut c, b"a"); // promoted from old
+        get(&mut c, b"d");
+        get(&mut c, b"e");
+        assert!(c.young.len() + c.old.len() <= 4);
+        drop(get);
+        assert_eq!(computed, 5);
+    }
+}

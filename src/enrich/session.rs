@@ -1,0 +1,224 @@
+//! Visitor sessions: which clicks belong together, without keeping who the visitor is.
+//!
+//! A visitor is a keyed hash of (client IP, user agent, workspace) under a secret salt drawn at
+//! random at start-up and redrawn every UTC day, so the address itself is never stored, never
+//! emitted, and yesterday's keys cannot be recomputed. (A session that spans midnight UTC starts
+//! anew: the price of the rotation.) A session ends after `idle_timeout` without a click.
+//!
+//! Called by the enricher once per click, off the response path, with the click's own time, so
+//! tests drive it with explicit times.
+//!
+//! Memory is bounded twice: [`SessionTracker::sweep`] removes expired entries (the pipeline calls
+//! it every few seconds), and `max_entries` is a hard cap: at the cap, the oldest sessions by
+//! creation are looked at from a FIFO and evicted, giving one second chance to those still active
+//! — at most [`EVICTION_SCAN_MAX`] entries looked at per click, never a scan of the whole map.
+//! One session costs about 56 bytes: the map entry (8-byte key, two 8-byte times, hash-table
+//! control byte and slack) plus its 8-byte slot in the FIFO.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+/// Most FIFO entries looked at to make room for one new session.
+const EVICTION_SCAN_MAX: usize = 64;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    started: i64,
+    last_seen: i64,
+}
+
+/// What the tracker says about one click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Time of the session's first click, unix microseconds.
+    pub started_micros: i64,
+    /// True when this click opened the session.
+    pub first: bool,
+}
+
+/// Sessions keyed by a salted visitor hash.
+pub struct SessionTracker {
+    idle_micros: i64,
+    max_entries: usize,
+    sessions: DashMap<u64, Entry>,
+    /// Keys in creation order, for bounded eviction at the cap. A `Mutex` because only the
+    /// enrichment thread and the sweep touch it, never the request path.
+    order: Mutex<VecDeque<u64>>,
+    salt: Mutex<(i64, RandomState)>,
+}
+
+impl SessionTracker {
+    /// A tracker with the given idle timeout and hard cap.
+    pub fn new(idle_timeout: Duration, max_entries: usize) -> SessionTracker {
+        SessionTracker {
+            idle_micros: idle_timeout.as_micros().min(i64::MAX as u128) as i64,
+            max_entries: max_entries.max(1),
+            sessions: DashMap::new(),
+            order: Mutex::new(VecDeque::new()),
+            salt: Mutex::new((i64::MIN, RandomState::new())),
+        }
+    }
+
+    /// The salted visitor key; the salt is redrawn when the UTC day of `now` changes.
+    pub fn visitor_key(&self, ip: IpAddr, user_agent: &[u8], workspace: &str, now_micros: i64) -> u64 {
+        let day = now_micros.div_euclid(MICROS_PER_DAY);
+        let mut salt = self.salt.lock().unwrap_or_else(|e| e.into_inner());
+        if salt.0 != day {
+            *salt = (day, RandomState::new());
+        }
+        // `RandomState` is SipHash-1-3 under 128 random key bits: a keyed hash, which is what
+        // keeps the visitor's address out of reach.
+        let mut h = salt.1.build_hasher();
+        drop(salt);
+        ip.hash(&mut h);
+        user_agent.hash(&mut h);
+        workspace.hash(&mut h);
+        h.finish()
+    }
+
+    /// Records a click of visitor `key` at `now_micros`.
+    pub fn touch(&self, key: u64, now_micros: i64) -> SessionInfo {
+        if let Some(mut e) = self.sessions.get_mut(&key) {
+            if now_micros.saturating_sub(e.last_seen) <= self.idle_micros {
+                e.last_seen = e.last_seen.max(now_micros);
+                return SessionInfo {
+                    started_micros: e.started,
+                    first: false,
+                };
+            }
+            // Idle too long: the same visitor starts a new session.
+            *e = Entry {
+                started: now_micros,
+                last_seen: now_micros,
+            };
+            return SessionInfo {
+                started_micros: now_micros,
+                first: true,
+            };
+        }
+        if self.sessions.len() >= self.max_entries {
+            self.make_room(now_micros);
+        }
+        self.sessions.insert(
+            key,
+            Entry {
+                started: now_micros,
+                last_seen: now_micros,
+            },
+        );
+        self.order.lock().unwrap_or_else(|e| e.into_inner()).push_back(key);
+        SessionInfo {
+            started_micros: now_micros,
+            first: true,
+        }
+    }
+
+    /// Evicts at least one session, oldest by creation first; an active one gets a second chance.
+    fn make_room(&self, now_micros: i64) {
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fallback = None;
+        for _ in 0..EVICTION_SCAN_MAX.min(order.len()) {
+            let Some(key) = order.pop_front() else { break };
+            let Some(entry) = self.sessions.get(&key).map(|e| *e) else {
+                continue; // already swept
+            };
+            if now_micros.saturating_sub(entry.last_seen) > self.idle_micros {
+                self.sessions.remove(&key);
+                return;
+            }
+            order.push_back(key);
+            fallback.get_or_insert(key);
+        }
+        // Every session looked at is active: evict the oldest of them anyway; the cap is hard.
+        if let Some(key) = fallback {
+            self.sessions.remove(&key);
+            if let Some(pos) = order.iter().rposition(|k| *k == key) {
+                order.remove(pos);
+            }
+        }
+    }
+
+    /// Removes every expired session; returns how many remain.
+    pub fn sweep(&self, now_micros: i64) -> usize {
+        let idle = self.idle_micros;
+        self.sessions
+            .retain(|_, e| now_micros.saturating_sub(e.last_seen) <= idle);
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        order.retain(|k| self.sessions.contains_key(k));
+        self.sessions.len()
+    }
+
+    /// Live sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when no session is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000_000;
+
+    #[test]
+    fn start_first_and_idle_expiry() {
+        let t = SessionTracker::new(Duration::from_secs(30 * 60), 100);
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let t0 = 1_700_000_000_000_000;
+        let k = t.visitor_key(ip, b"UA", "w1", t0);
+        // (offset in minutes, expected first, expected start offset)
+        let steps = [(0, true, 0), (10, false, 0), (39, false, 0), (69, false, 0), (100, true, 100), (101, false, 100)];
+        for (at, first, start) in steps {
+            let s = t.touch(k, t0 + at * MIN);
+            assert_eq!((s.first, s.started_micros), (first, t0 + start * MIN), "at +{at}m");
+        }
+    }
+
+    #[test]
+    fn visitors_differ_by_ip_ua_and_workspace_and_salt_rotates_daily() {
+        let t = SessionTracker::new(Duration::from_secs(60), 100);
+        let a: IpAddr = "203.0.113.9".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let now = 1_700_000_000_000_000;
+        let k = t.visitor_key(a, b"UA", "w1", now);
+        assert_eq!(k, t.visitor_key(a, b"UA", "w1", now + 1));
+        assert_ne!(k, t.visitor_key(b, b"UA", "w1", now));
+        assert_ne!(k, t.visitor_key(a, b"UA2", "w1", now));
+        assert_ne!(k, t.visitor_key(a, b"UA", "w2", now));
+        let tomorrow = now + MICROS_PER_DAY;
+        assert_ne!(k, t.visitor_key(a, b"UA", "w1", tomorrow));
+    }
+
+    #[test]
+    fn sweep_and_hard_cap() {
+        let t = SessionTracker::new(Duration::from_secs(60), 3);
+        let now = 1_000 * MIN;
+        for k in 0..3 {
+            t.touch(k, now);
+        }
+        assert_eq!(t.len(), 3);
+        // At the cap, all active: the oldest is evicted to make room.
+        t.touch(10, now + 1);
+        assert_eq!(t.len(), 3);
+        assert!(t.touch(0, now + 2).first, "evicted session starts anew");
+        // Expired sessions go first.
+        let later = now + 2 * MIN;
+        t.touch(10, later);
+        t.touch(11, later);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.sweep(later), 2);
+        assert_eq!(t.sweep(later + 5 * MIN), 0);
+        assert!(t.order.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,48 @@
+//! clickstream: a redirect edge server for branded short links, with an integrated clickstream.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file and environment, validated into typed settings.
+//! - [`links`]: the link table (CSV / JSON Lines) and its `O(1)` lookup structure.
+//! - [`server`]: listeners, connection limits and timeouts, graceful shutdown.
+//! - [`redirect`]: **the hit path** — one request in, one redirect out, one [`click::Hit`] handed
+//!   off without waiting.
+//! - [`click`]: the hit, the bounded click queue, and the click event's exact JSON shape.
+//! - [`pipeline`]: the thread that enriches hits into events and appends them to the spool.
+//! - [`enrich`]: user agent, bots, GeoIP, client IP, language, referrer, sessions.
+//! - [`spool`]: the durable on-disk queue, one cursor per sink.
+//! - [`sink`]: delivery written once (batching, retries, dead letters) and the file, webhook and
+//!   S3 destinations.
+//! - [`reload`]: hot reload of the link table.
+//! - [`metrics`], [`admin`]: counters and the admin listener.
+//! - [`app`]: a running node, wired together, and its orderly shutdown.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  request ──▶ server ──▶ redirect::Router::handle ──▶ 30x response
+//!                              │ try_send (bounded; full = counted drop)
+//!                              ▼
+//!                         click queue ──▶ pipeline thread: enrich ─▶ JSON ─▶ spool (fsync / 200 ms)
+//!                                                                              │ one cursor each
+//!                                              ┌───────────────┬───────────────┤
+//!                                              ▼               ▼               ▼
+//!                                         file sink      webhook sink      S3 sink
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod app;
+pub mod click;
+pub mod config;
+pub mod enrich;
+pub mod links;
+pub mod metrics;
+pub mod pipeline;
+pub mod redirect;
+pub mod reload;
+pub mod server;
+pub mod sink;
+pub mod spool;

@@ -1,0 +1,841 @@
+//! The link table: parsing the operator's CSV or JSON Lines file into the lookup structure the
+//! hit path reads.
+//!
+//! Everything a hit needs is built here, once per load: the `Location` header value, the status
+//! and its `Cache-Control`, and the route data that click events carry. The hit path only looks
+//! up (`O(1)`: one hash lookup for the domain, one for the slashtag) and clones reference counts.
+//!
+//! Loading validates every line and reports each problem as `path:line: what is wrong`; a table
+//! with any error is refused whole. The table is immutable once built: reloads build a new one
+//! aside and swap it in (see `reload`).
+//!
+//! Memory: strings that repeat across links (domains, workspaces, creators) are interned, the
+//! slashtag is stored once (it is the key), and the destination is stored once, as the `Location`
+//! value itself. The README states the measured cost per link.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
+
+use crate::config::{self, DomainConfig, ServerConfig};
+
+/// Most errors listed for one file; past it, a count of the rest.
+const MAX_REPORTED_ERRORS: usize = 1_000;
+/// The default `/robots.txt`: short links are not pages to index.
+const DEFAULT_ROBOTS_TXT: &str = "User-agent: *\nDisallow: /\n";
+
+/// Why a link table could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkTableError {
+    /// The file could not be read.
+    #[error("{path}: cannot read link table: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Lines with errors, each `path:line: what is wrong`.
+    #[error("{} error(s) in the link table:\n  {}", .total, .errors.join("\n  "))]
+    Invalid {
+        /// The first [`MAX_REPORTED_ERRORS`] problems.
+        errors: Vec<String>,
+        /// How many problems there were.
+        total: usize,
+    },
+}
+
+/// The owner of a link, as click events report it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Workspace {
+    /// `route.creator.workspace.id`
+    pub id: Arc<str>,
+    /// `route.creator.workspace.name`
+    pub name: Arc<str>,
+}
+
+/// One branded short link, ready to answer.
+#[derive(Debug)]
+pub struct Link {
+    /// `route.id`
+    pub id: Box<str>,
+    /// `route.slashtag`, exactly as in the table.
+    pub slashtag: Box<str>,
+    /// `route.domain.raw`: the lower-case custom domain.
+    pub domain: Arc<str>,
+    /// `route.domain.id`
+    pub domain_id: Arc<str>,
+    /// `route.creator.id`
+    pub creator_id: Arc<str>,
+    /// `route.creator.workspace`
+    pub workspace: Arc<Workspace>,
+    /// Redirect status (the link's, else its domain's, else 301).
+    pub status: StatusCode,
+    /// The destination, ready to send as `Location`.
+    pub location: HeaderValue,
+}
+
+impl Link {
+    /// The destination URL as written in the table.
+    pub fn destination(&self) -> &str {
+        // Built from a validated `&str` at load, so it is always visible ASCII or UTF-8.
+        std::str::from_utf8(self.location.as_bytes()).unwrap_or("")
+    }
+}
+
+/// A set entry keyed by the link's slashtag, so the slashtag is stored once.
+#[derive(Debug, Clone)]
+struct BySlashtag(Arc<Link>);
+
+impl PartialEq for BySlashtag {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.slashtag == other.0.slashtag
+    }
+}
+impl Eq for BySlashtag {}
+impl Hash for BySlashtag {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly like the `str` it borrows as.
+        (*self.0.slashtag).hash(state)
+    }
+}
+impl Borrow<str> for BySlashtag {
+    fn borrow(&self) -> &str {
+        &self.0.slashtag
+    }
+}
+
+/// How one domain answers, resolved from `[[domain]]` and `[server]` at load.
+#[derive(Debug)]
+pub struct Domain {
+    /// Lower-case host name.
+    pub name: Arc<str>,
+    /// Merge the request's query into destinations.
+    pub forward_query: bool,
+    /// Redirect for slashtags that are not in the table.
+    pub not_found: Option<HeaderValue>,
+    /// Redirect for `/`.
+    pub root: Option<HeaderValue>,
+    /// Body of `/robots.txt`.
+    pub robots_txt: Bytes,
+    cache_control: Option<HeaderValue>,
+    cache_control_permanent: HeaderValue,
+    cache_control_temporary: HeaderValue,
+    links: HashSet<BySlashtag>,
+    /// Lower-cased slashtag → link, for the case-insensitive fallback; `None` when it is off.
+    /// Slashtags that fold to the same text are left out: the fallback never guesses.
+    folded: Option<HashMap<Box<str>, Arc<Link>>>,
+}
+
+impl Domain {
+    /// The link for a (percent-decoded) slashtag: exact match, then the case-insensitive fallback.
+    pub fn lookup(&self, slashtag: &str) -> Option<&Arc<Link>> {
+        if let Some(entry) = self.links.get(slashtag) {
+            return Some(&entry.0);
+        }
+        let folded = self.folded.as_ref()?;
+        if slashtag.bytes().any(|b| b.is_ascii_uppercase()) || !slashtag.is_ascii() {
+            folded.get(slashtag.to_lowercase().as_str())
+        } else {
+            folded.get(slashtag)
+        }
+    }
+
+    /// The `Cache-Control` value for a redirect with this status.
+    pub fn cache_control(&self, status: StatusCode) -> &HeaderValue {
+        if let Some(cc) = &self.cache_control {
+            return cc;
+        }
+        match status {
+            StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT => &self.cache_control_permanent,
+            _ => &self.cache_control_temporary,
+        }
+    }
+
+    /// Number of links on this domain.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    /// True when the domain has no links (only `[[domain]]` settings).
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// Iterates the links of this domain (no particular order).
+    pub fn links(&self) -> impl Iterator<Item = &Arc<Link>> {
+        self.links.iter().map(|e| &e.0)
+    }
+}
+
+/// Every domain and link, immutable once built.
+#[derive(Debug)]
+pub struct LinkTable {
+    domains: HashMap<Arc<str>, Domain>,
+    default_domain: Option<Arc<str>>,
+    links: usize,
+}
+
+impl LinkTable {
+    /// The domain answering for a lower-case host without port: its own, else the default domain.
+    pub fn domain_for_host(&self, host: &str) -> Option<&Domain> {
+        self.domains.get(host).or_else(|| {
+            let default = self.default_domain.as_deref()?;
+            self.domains.get(default)
+        })
+    }
+
+    /// A domain by exact name.
+    pub fn domain(&self, name: &str) -> Option<&Domain> {
+        self.domains.get(name)
+    }
+
+    /// Number of links.
+    pub fn len(&self) -> usize {
+        self.links
+    }
+
+    /// True when there are no links.
+    pub fn is_empty(&self) -> bool {
+        self.links == 0
+    }
+
+    /// Number of domains with links or settings.
+    pub fn domain_count(&self) -> usize {
+        self.domains.len()
+    }
+
+    /// Reads and builds the table from a file (`.jsonl`/`.ndjson`: JSON Lines, else CSV).
+    pub fn load(path: &Path, server: &ServerConfig, domains: &BTreeMap<String, DomainConfig>) -> Result<LinkTable, LinkTableError> {
+        let text = std::fs::read(path).map_err(|source| LinkTableError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let parsed = if is_json_lines(path) {
+            parse_json_lines(&text, &origin)
+        } else {
+            parse_csv(&text, &origin)
+        };
+        build(parsed, server, domains, &origin)
+    }
+
+    /// Builds a table from CSV text (tests and benchmarks).
+    pub fn from_csv(text: &str, server: &ServerConfig, domains: &BTreeMap<String, DomainConfig>) -> Result<LinkTable, LinkTableError> {
+        build(parse_csv(text.as_bytes(), "links.csv"), server, domains, "links.csv")
+    }
+}
+
+/// Rows that parsed, and `(line, message)` for those that did not.
+type Parsed = (Vec<Row>, Vec<(usize, String)>);
+
+fn invalid(mut numbered: Vec<(usize, String)>) -> LinkTableError {
+    // Report in file order, whichever stage found the problem.
+    numbered.sort_by_key(|(line, _)| *line);
+    let mut errors: Vec<String> = numbered.into_iter().map(|(_, e)| e).collect();
+    let total = errors.len();
+    if total > MAX_REPORTED_ERRORS {
+        errors.truncate(MAX_REPORTED_ERRORS);
+        errors.push(format!("... and {} more", total - MAX_REPORTED_ERRORS));
+    }
+    LinkTableError::Invalid { errors, total }
+}
+
+fn is_json_lines(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        Some("jsonl" | "ndjson" | "json")
+    )
+}
+
+/// One line of the table before validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    #[serde(skip)]
+    line: usize,
+    id: Option<String>,
+    domain: Option<String>,
+    slashtag: Option<String>,
+    destination: Option<String>,
+    #[serde(default, deserialize_with = "status_field")]
+    status: Option<String>,
+    creator_id: Option<String>,
+    workspace_id: Option<String>,
+    workspace_name: Option<String>,
+    domain_id: Option<String>,
+}
+
+/// JSON Lines may carry the status as a number or a string.
+fn status_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(match v {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    })
+}
+
+const COLUMNS: &[&str] = &[
+    "id",
+    "domain",
+    "slashtag",
+    "destination",
+    "status",
+    "creator_id",
+    "workspace_id",
+    "workspace_name",
+    "domain_id",
+];
+const REQUIRED: &[&str] = &["id", "domain", "slashtag", "destination"];
+
+fn parse_json_lines(text: &[u8], origin: &str) -> Parsed {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let n = i + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Row>(line) {
+            Ok(mut row) => {
+                row.line = n;
+                let missing: Vec<&str> = REQUIRED
+                    .iter()
+                    .copied()
+                    .filter(|k| match *k {
+                        "id" => row.id.is_none(),
+                        "domain" => row.domain.is_none(),
+                        "slashtag" => row.slashtag.is_none(),
+                        _ => row.destination.is_none(),
+                    })
+                    .collect();
+                if missing.is_empty() {
+                    rows.push(row);
+                } else {
+                    errors.push((n, format!("{origin}:{n}: missing key(s) {}", missing.join(", "))));
+                }
+            }
+            Err(e) => errors.push((n, format!("{origin}:{n}: not a link object: {e}"))),
+        }
+    }
+    (rows, errors)
+}
+
+/// Splits one CSV record (RFC 4180: quoted fields, doubled quotes). Written here rather than with
+/// the `csv` crate because the table is one flat record per line and errors must carry the line;
+/// quoted fields may not span lines (a destination never holds a newline).
+fn split_csv_line(line: &str) -> Result<Vec<String>, &'static str> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut at_start = true;
+    loop {
+        if at_start && chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("a quoted field is not closed"),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(std::mem::take(&mut field));
+                    return Ok(fields);
+                }
+                Some(',') => {
+                    fields.push(std::mem::take(&mut field));
+                    at_start = true;
+                    continue;
+                }
+                Some(_) => return Err("text after a closing quote (double a quote inside a quoted field)"),
+            }
+        }
+        at_start = false;
+        match chars.next() {
+            None => {
+                fields.push(field);
+                return Ok(fields);
+            }
+            Some(',') => {
+                fields.push(std::mem::take(&mut field));
+                at_start = true;
+            }
+            Some('"') => return Err("a quote inside an unquoted field (quote the whole field)"),
+            Some(c) => field.push(c),
+        }
+    }
+}
+
+fn parse_csv(text: &[u8], origin: &str) -> Parsed {
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    let mut lines = text.split(|&b| b == b'\n').enumerate();
+    // Header: the first non-blank line.
+    let header = loop {
+        match lines.next() {
+            None => return (Vec::new(), Vec::new()),
+            Some((i, raw)) => {
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+                if raw.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let Ok(line) = std::str::from_utf8(raw) else {
+                    return (Vec::new(), vec![(i + 1, format!("{origin}:{}: header is not UTF-8", i + 1))]);
+                };
+                match split_csv_line(line) {
+                    Ok(h) => break (i + 1, h),
+                    Err(e) => return (Vec::new(), vec![(i + 1, format!("{origin}:{}: header: {e}", i + 1))]),
+                }
+            }
+        }
+    };
+    let (header_line, header) = header;
+    let mut index: Vec<Option<usize>> = Vec::with_capacity(header.len());
+    for name in &header {
+        let name = name.trim().to_ascii_lowercase();
+        match COLUMNS.iter().position(|c| *c == name) {
+            Some(pos) if index.contains(&Some(pos)) => {
+                errors.push((header_line, format!("{origin}:{header_line}: column '{name}' appears twice")));
+                index.push(None);
+            }
+            Some(pos) => index.push(Some(pos)),
+            None => {
+                errors.push((
+                    header_line,
+                    format!("{origin}:{header_line}: unknown column '{name}' (known: {})", COLUMNS.join(", ")),
+                ));
+                index.push(None);
+            }
+        }
+    }
+    for required in REQUIRED {
+        let pos = COLUMNS.iter().position(|c| c == required);
+        if !index.contains(&pos) {
+            errors.push((header_line, format!("{origin}:{header_line}: missing column '{required}'")));
+        }
+    }
+    if !errors.is_empty() {
+        return (Vec::new(), errors);
+    }
+    for (i, raw) in lines {
+        let n = i + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Ok(line) = std::str::from_utf8(raw) else {
+            errors.push((n, format!("{origin}:{n}: not UTF-8")));
+            continue;
+        };
+        let fields = match split_csv_line(line) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push((n, format!("{origin}:{n}: {e}")));
+                continue;
+            }
+        };
+        if fields.len() != index.len() {
+            errors.push((n, format!("{origin}:{n}: {} field(s), the header has {}", fields.len(), index.len())));
+            continue;
+        }
+        let mut row = Row {
+            line: n,
+            ..Row::default()
+        };
+        for (value, col) in fields.into_iter().zip(&index) {
+            let slot = match col {
+                Some(0) => &mut row.id,
+                Some(1) => &mut row.domain,
+                Some(2) => &mut row.slashtag,
+                Some(3) => &mut row.destination,
+                Some(4) => &mut row.status,
+                Some(5) => &mut row.creator_id,
+                Some(6) => &mut row.workspace_id,
+                Some(7) => &mut row.workspace_name,
+                Some(8) => &mut row.domain_id,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        rows.push(row);
+    }
+    (rows, errors)
+}
+
+/// Interns repeated strings so a million links share one copy of each workspace and domain.
+#[derive(Default)]
+struct Interner {
+    strings: HashSet<Arc<str>>,
+    workspaces: HashSet<Arc<Workspace>>,
+}
+
+impl Interner {
+    fn str(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.strings.insert(a.clone());
+        a
+    }
+
+    fn workspace(&mut self, id: &str, name: &str) -> Arc<Workspace> {
+        let w = Workspace {
+            id: self.str(id),
+            name: self.str(name),
+        };
+        if let Some(a) = self.workspaces.get(&w) {
+            return a.clone();
+        }
+        let a = Arc::new(w);
+        self.workspaces.insert(a.clone());
+        a
+    }
+}
+
+fn header_value(url: &str) -> HeaderValue {
+    // `check_redirect_url` refused control characters, and `Url` percent-encodes the rest, so the
+    // value is always valid; `from_maybe_shared` keeps the one copy of the bytes.
+    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(url.as_bytes()))
+        .unwrap_or_else(|_| HeaderValue::from_static("/"))
+}
+
+/// Validates a slashtag: not empty, no `/`-only path, no control characters.
+fn check_slashtag(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("slashtag is empty (the root of a domain is set with root_url)".into());
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!("slashtag {s:?} contains control characters"));
+    }
+    if s.starts_with('/') {
+        return Err(format!("slashtag '{s}' starts with '/' (write it without the leading slash)"));
+    }
+    if s == "robots.txt" {
+        return Err("slashtag 'robots.txt' is reserved for /robots.txt".into());
+    }
+    Ok(())
+}
+
+/// Validates a domain name: lower-cased, no port, no scheme.
+fn check_domain(d: &str) -> Result<String, String> {
+    let lower = d.trim().to_ascii_lowercase();
+    if lower.is_empty() {
+        return Err("domain is empty".into());
+    }
+    if lower.contains("://") || lower.contains('/') || lower.contains(':') || lower.contains(' ') {
+        return Err(format!("domain '{d}' must be a bare host name (no scheme, port or path)"));
+    }
+    if !lower.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') {
+        return Err(format!("domain '{d}' is not a host name (use its punycode form for non-ASCII names)"));
+    }
+    Ok(lower)
+}
+
+fn build(
+    (rows, mut errors): Parsed,
+    server: &ServerConfig,
+    domain_configs: &BTreeMap<String, DomainConfig>,
+    origin: &str,
+) -> Result<LinkTable, LinkTableError> {
+    let mut interner = Interner::default();
+    let permanent = HeaderValue::from_str(&server.cache_control_permanent)
+        .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_PERMANENT));
+    let temporary = HeaderValue::from_str(&server.cache_control_temporary)
+        .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_TEMPORARY));
+    let default_config = DomainConfig {
+        forward_query: true,
+        ..DomainConfig::default()
+    };
+
+    let mut domains: HashMap<Arc<str>, Domain> = HashMap::new();
+    let new_domain = |name: Arc<str>| {
+        let c = domain_configs.get(&*name).unwrap_or(&default_config);
+        Domain {
+            name,
+            forward_query: c.forward_query,
+            not_found: c.not_found_url.as_deref().map(header_value),
+            root: c.root_url.as_deref().map(header_value),
+            robots_txt: Bytes::from(c.robots_txt.clone().unwrap_or_else(|| DEFAULT_ROBOTS_TXT.to_string())),
+            cache_control: c.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()),
+            cache_control_permanent: permanent.clone(),
+            cache_control_temporary: temporary.clone(),
+            links: HashSet::new(),
+            folded: None,
+        }
+    };
+    for name in domain_configs.keys() {
+        let name = interner.str(name);
+        domains.insert(name.clone(), new_domain(name));
+    }
+
+    let mut count = 0usize;
+    let mut ids: HashMap<Box<str>, usize> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let n = row.line;
+        let mut line_errors = Vec::new();
+        let id = row.id.unwrap_or_default();
+        if id.trim().is_empty() {
+            line_errors.push("id is empty".to_string());
+        }
+        let domain = match check_domain(row.domain.as_deref().unwrap_or("")) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                line_errors.push(e);
+                None
+            }
+        };
+        let slashtag = row.slashtag.unwrap_or_default();
+        if let Err(e) = check_slashtag(&slashtag) {
+            line_errors.push(e);
+        }
+        let destination = row.destination.unwrap_or_default();
+        let url = match config::check_redirect_url(destination.trim()) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                line_errors.push(format!("destination {e}"));
+                None
+            }
+        };
+        let status = match row.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => match s.parse::<u16>().map_err(|_| format!("status '{s}' is not a number")).and_then(config::check_status) {
+                Ok(code) => Some(code),
+                Err(e) => {
+                    line_errors.push(e);
+                    None
+                }
+            },
+        };
+        if !line_errors.is_empty() {
+            errors.extend(line_errors.into_iter().map(|e| (n, format!("{origin}:{n}: {e}"))));
+            continue;
+        }
+        let (Some(domain), Some(url)) = (domain, url) else { continue };
+        if let Some(first) = ids.get(id.as_str()) {
+            errors.push((n, format!("{origin}:{n}: id '{id}' is already used on line {first}")));
+            continue;
+        }
+        let domain_name = interner.str(&domain);
+        let entry = domains
+            .entry(domain_name.clone())
+            .or_insert_with(|| new_domain(domain_name.clone()));
+        let status = status
+            .or_else(|| domain_configs.get(&domain).and_then(|c| c.status))
+            .unwrap_or(StatusCode::MOVED_PERMANENTLY);
+        // The table's own spelling is sent when it is already a valid absolute URL; `Url`'s
+        // serialization (which percent-encodes) only when the raw text needs it.
+        let raw = destination.trim();
+        let location = match HeaderValue::from_str(raw) {
+            Ok(_) if raw.is_ascii() => header_value(raw),
+            _ => header_value(url.as_str()),
+        };
+        let link = Link {
+            id: id.clone().into_boxed_str(),
+            slashtag: slashtag.clone().into_boxed_str(),
+            domain: domain_name,
+            domain_id: interner.str(row.domain_id.as_deref().unwrap_or("")),
+            creator_id: interner.str(row.creator_id.as_deref().unwrap_or("")),
+            workspace: interner.workspace(
+                row.workspace_id.as_deref().unwrap_or(""),
+                row.workspace_name.as_deref().unwrap_or(""),
+            ),
+            status,
+            location,
+        };
+        if let Some(existing) = entry.links.get(slashtag.as_str()) {
+            errors.push((
+                n,
+                format!("{origin}:{n}: duplicate link {domain}/{slashtag} (first defined as id '{}')", existing.0.id),
+            ));
+            continue;
+        }
+        ids.insert(id.into_boxed_str(), n);
+        entry.links.insert(BySlashtag(Arc::new(link)));
+        count += 1;
+    }
+    if !errors.is_empty() {
+        return Err(invalid(errors));
+    }
+    drop(ids);
+    for domain in domains.values_mut() {
+        let enabled = domain_configs
+            .get(&*domain.name)
+            .and_then(|c| c.case_insensitive)
+            .unwrap_or(server.case_insensitive);
+        if enabled {
+            domain.folded = Some(fold(&domain.links));
+        }
+    }
+    Ok(LinkTable {
+        domains,
+        default_domain: server.default_domain.as_deref().map(Arc::from),
+        links: count,
+    })
+}
+
+/// Builds the case-insensitive index; slashtags already lower-case need no entry (the exact map
+/// answers them) unless another slashtag folds onto them.
+fn fold(links: &HashSet<BySlashtag>) -> HashMap<Box<str>, Arc<Link>> {
+    let mut folded: HashMap<Box<str>, Option<Arc<Link>>> = HashMap::new();
+    for BySlashtag(link) in links {
+        let lower = link.slashtag.to_lowercase();
+        folded
+            .entry(lower.into_boxed_str())
+            .and_modify(|slot| *slot = None)
+            .or_insert_with(|| Some(link.clone()));
+    }
+    folded
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|l| (k, l)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn table(csv: &str) -> Result<LinkTable, LinkTableError> {
+        let c = Config::embedded_default();
+        LinkTable::from_csv(csv, &c.server, &c.domains)
+    }
+
+    fn errors(csv: &str) -> Vec<String> {
+        match table(csv) {
+            Err(LinkTableError::Invalid { errors, .. }) => errors,
+            Err(e) => vec![e.to_string()],
+            Ok(_) => vec![],
+        }
+    }
+
+    #[test]
+    fn csv_lines_split_like_rfc4180() {
+        let cases: &[(&str, Result<&[&str], ()>)] = &[
+            ("a,b,c", Ok(&["a", "b", "c"])),
+            ("a,,c", Ok(&["a", "", "c"])),
+            (r#""a,b",c"#, Ok(&["a,b", "c"])),
+            (r#""say ""hi""",x"#, Ok(&[r#"say "hi""#, "x"])),
+            ("a,", Ok(&["a", ""])),
+            (r#""open,b"#, Err(())),
+            (r#"a"b,c"#, Err(())),
+            (r#""a"b,c"#, Err(())),
+        ];
+        for (line, want) in cases {
+            let got = split_csv_line(line).map_err(|_| ());
+            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            assert_eq!(got, want, "{line}");
+        }
+    }
+
+    #[test]
+    fn loads_and_looks_up() {
+        let t = table(
+            "id,domain,slashtag,destination,status,workspace_id\n\
+             1,Brand.Link,spring,https://example.com/a?x=1,,w1\n\
+             2,brand.link,Summer,https://example.com/b,302,w1\n\
+             3,other.test,spring,https://example.com/c,,w2\n",
+        )
+        .unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.domain_count(), 2);
+        let d = t.domain_for_host("brand.link").unwrap();
+        assert_eq!(d.lookup("spring").unwrap().id.as_ref(), "1");
+        assert_eq!(d.lookup("summer").unwrap().status, StatusCode::FOUND);
+        assert_eq!(d.lookup("SPRING").unwrap().id.as_ref(), "1");
+        assert!(d.lookup("nope").is_none());
+        assert_eq!(t.domain_for_host("other.test").unwrap().lookup("spring").unwrap().id.as_ref(), "3");
+        // Unknown hosts fall back to the embedded default domain.
+        assert_eq!(t.domain_for_host("127.0.0.1").unwrap().name.as_ref(), "brand.link");
+        let link = d.lookup("spring").unwrap();
+        assert_eq!(link.destination(), "https://example.com/a?x=1");
+        assert!(Arc::ptr_eq(&link.workspace, &d.lookup("Summer").unwrap().workspace));
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number() {
+        let errs = errors(
+            "id,domain,slashtag,destination,status\n\
+             1,a.test,ok,https://example.com/,\n\
+             2,a.test,bad-url,htp://x,\n\
+             3,a.test,ok,https://example.com/dup,\n\
+             4,a.test,st,https://example.com/,200\n\
+             5,a.test,,https://example.com/,\n\
+             6,a b,x,https://example.com/,\n\
+             7,a.test,ctl,\"https://exa\tmple.com/\",\n\
+             1,a.test,again,https://example.com/,\n\
+             9,a.test,few\n",
+        );
+        let want = [
+            "links.csv:3: destination 'htp://x'",
+            "links.csv:4: duplicate link a.test/ok",
+            "links.csv:5: status 200",
+            "links.csv:6: slashtag is empty",
+            "links.csv:7: domain 'a b'",
+            "links.csv:8: destination",
+            "links.csv:9: id '1' is already used on line 2",
+            "links.csv:10: 3 field(s), the header has 5",
+        ];
+        let joined = errs.join("\n");
+        for w in want {
+            assert!(joined.contains(w), "missing {w:?} in\n{joined}");
+        }
+    }
+
+    #[test]
+    fn header_problems() {
+        assert!(errors("id,domain,destination\n1,a.test,https://x.test/\n")[0].contains("missing column 'slashtag'"));
+        assert!(errors("id,domain,slashtag,destination,colour\n")[0].contains("unknown column 'colour'"));
+        assert!(table("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn json_lines() {
+        let (_, errs) = parse_json_lines(
+            br#"{"id":"1","domain":"a.test","slashtag":"x","destination":"https://e.test/","status":302}
+
+{"id":"2","domain":"a.test","destination":"https://e.test/"}
+not json
+{"id":"3","domain":"a.test","slashtag":"y","destination":"https://e.test/","color":"red"}"#,
+            "l.jsonl",
+        );
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].1.starts_with("l.jsonl:3: missing key(s) slashtag"));
+        assert!(errs[1].1.starts_with("l.jsonl:4: not a link object"));
+        assert!(errs[2].1.starts_with("l.jsonl:5:"));
+        let (ok, errs) = parse_json_lines(br#"{"id":"1","domain":"a.test","slashtag":"x","destination":"https://e.test/","status":302}"#, "l");
+        assert!(errs.is_empty());
+        assert_eq!(ok[0].status.as_deref(), Some("302"));
+    }
+
+    #[test]
+    fn case_insensitive_fallback_never_guesses() {
+        let t = table(
+            "id,domain,slashtag,destination\n\
+             1,a.test,Promo,https://e.test/1\n\
+             2,a.test,PROMO,https://e.test/2\n\
+             3,a.test,Deal,https://e.test/3\n",
+        )
+        .unwrap();
+        let d = t.domain("a.test").unwrap();
+        assert_eq!(d.lookup("PROMO").unwrap().id.as_ref(), "2");
+        assert!(d.lookup("promo").is_none(), "ambiguous fold must not resolve");
+        assert_eq!(d.lookup("deal").unwrap().id.as_ref(), "3");
+        assert_eq!(d.lookup("DEAL").unwrap().id.as_ref(), "3");
+    }
+}

@@ -1,0 +1,279 @@
+//! Process counters: plain relaxed atomics, so the hit path pays one uncontended-ish
+//! `fetch_add` per counter it touches and nothing else. Rendered as Prometheus text by
+//! [`Metrics::render`] for the admin listener.
+//!
+//! Per-sink counters live in [`SinkMetrics`], one per `[[sink]]`, created by the delivery layer.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::StatusCode;
+
+use crate::redirect::Outcome;
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down (or is set).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Takes one away.
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Every process-wide counter.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Redirects answered with 301.
+    pub redirects_301: Counter,
+    /// ... 302.
+    pub redirects_302: Counter,
+    /// ... 307.
+    pub redirects_307: Counter,
+    /// ... 308.
+    pub redirects_308: Counter,
+    /// `not_found_url` / `root_url` redirects.
+    pub fallback_redirects: Counter,
+    /// 404 answers.
+    pub not_found: Counter,
+    /// `/robots.txt` answers.
+    pub robots: Counter,
+    /// 400 answers.
+    pub bad_requests: Counter,
+    /// 405 answers.
+    pub method_not_allowed: Counter,
+    /// Prefetches of links (answered, not clicks).
+    pub prefetches: Counter,
+    /// Hits handed to enrichment.
+    pub clicks_queued: Counter,
+    /// Hits dropped because the enrichment queue was full.
+    pub clicks_dropped_queue_full: Counter,
+    /// Hits dropped because the pipeline had stopped.
+    pub clicks_dropped_shutdown: Counter,
+    /// Click events built and written to the spool.
+    pub clicks_emitted: Counter,
+    /// Of those, classified as bots.
+    pub clicks_bot: Counter,
+    /// Of those, classified as humans.
+    pub clicks_human: Counter,
+    /// Events the spool refused (disk errors); counted, logged.
+    pub clicks_dropped_spool_error: Counter,
+    /// Clicks whose address had no country in the GeoIP database.
+    pub geoip_misses: Counter,
+    /// Links in the current table.
+    pub links: Gauge,
+    /// Successful reloads.
+    pub reloads_ok: Counter,
+    /// Refused reloads.
+    pub reloads_failed: Counter,
+    /// Unix time of the last successful reload (or first load).
+    pub last_reload_unix: Gauge,
+    /// Live sessions.
+    pub sessions: Gauge,
+    /// Last sequence number written through to disk by the spool.
+    pub spool_durable_seq: Gauge,
+    /// Open connections.
+    pub connections: Gauge,
+    sinks: Mutex<Vec<Arc<SinkMetrics>>>,
+}
+
+/// Counters of one sink.
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    /// Sink name.
+    pub name: String,
+    /// Events appended to the spool for this sink (after its filters).
+    pub appended: Counter,
+    /// Events delivered.
+    pub delivered: Counter,
+    /// Batches retried.
+    pub retries: Counter,
+    /// Events sent to the dead-letter file.
+    pub rejected: Counter,
+    /// Events dropped because the sink's spool budget was full.
+    pub dropped: Counter,
+    /// Events skipped by the sink's filters.
+    pub filtered: Counter,
+    /// Undelivered bytes in the spool for this sink.
+    pub spool_bytes: Gauge,
+    /// Unix time of the last successful delivery.
+    pub last_success_unix: Gauge,
+    /// Click time (unix seconds) of the oldest undelivered event, 0 when none.
+    pub oldest_undelivered_unix: Gauge,
+    /// 1 when the endpoint is disabled (HTTP 410).
+    pub disabled: Gauge,
+}
+
+impl Metrics {
+    /// Counts the answer to one request.
+    pub fn record_outcome(&self, outcome: Outcome, status: StatusCode) {
+        match outcome {
+            Outcome::Click | Outcome::Prefetch => {
+                match status.as_u16() {
+                    301 => self.redirects_301.inc(),
+                    302 => self.redirects_302.inc(),
+                    307 => self.redirects_307.inc(),
+                    _ => self.redirects_308.inc(),
+                }
+                if outcome == Outcome::Prefetch {
+                    self.prefetches.inc();
+                }
+            }
+            Outcome::FallbackRedirect => self.fallback_redirects.inc(),
+            Outcome::NotFound => self.not_found.inc(),
+            Outcome::Robots => self.robots.inc(),
+            Outcome::BadRequest => self.bad_requests.inc(),
+            Outcome::MethodNotAllowed => self.method_not_allowed.inc(),
+        }
+    }
+
+    /// Registers a sink's counters (they are rendered with the rest).
+    pub fn sink(&self, name: &str) -> Arc<SinkMetrics> {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = sinks.iter().find(|s| s.name == name) {
+            return s.clone();
+        }
+        let s = Arc::new(SinkMetrics {
+            name: name.to_string(),
+            ..SinkMetrics::default()
+        });
+        sinks.push(s.clone());
+        s
+    }
+
+    /// Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {v}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                }
+            }
+        };
+        family(
+            "clickstream_redirects_total",
+            "counter",
+            "Redirects to link destinations, by status.",
+            &[
+                ("status=\"301\"", self.redirects_301.get()),
+                ("status=\"302\"", self.redirects_302.get()),
+                ("status=\"307\"", self.redirects_307.get()),
+                ("status=\"308\"", self.redirects_308.get()),
+            ],
+        );
+        family(
+            "clickstream_responses_total",
+            "counter",
+            "Answers that are not link redirects, by kind.",
+            &[
+                ("kind=\"fallback_redirect\"", self.fallback_redirects.get()),
+                ("kind=\"not_found\"", self.not_found.get()),
+                ("kind=\"robots\"", self.robots.get()),
+                ("kind=\"bad_request\"", self.bad_requests.get()),
+                ("kind=\"method_not_allowed\"", self.method_not_allowed.get()),
+                ("kind=\"prefetch\"", self.prefetches.get()),
+            ],
+        );
+        family(
+            "clickstream_clicks_total",
+            "counter",
+            "Click events built and written to the spool, by agent type.",
+            &[("type=\"human\"", self.clicks_human.get()), ("type=\"bot\"", self.clicks_bot.get())],
+        );
+        family(
+            "clickstream_clicks_dropped_total",
+            "counter",
+            "Clicks lost before the spool, by reason.",
+            &[
+                ("reason=\"queue_full\"", self.clicks_dropped_queue_full.get()),
+                ("reason=\"shutdown\"", self.clicks_dropped_shutdown.get()),
+                ("reason=\"spool_error\"", self.clicks_dropped_spool_error.get()),
+            ],
+        );
+        family(
+            "clickstream_geoip_misses_total",
+            "counter",
+            "Clicks whose address has no country.",
+            &[("", self.geoip_misses.get())],
+        );
+        family("clickstream_links", "gauge", "Links in the current table.", &[("", self.links.get())]);
+        family(
+            "clickstream_reloads_total",
+            "counter",
+            "Link table reloads, by result.",
+            &[("result=\"ok\"", self.reloads_ok.get()), ("result=\"failed\"", self.reloads_failed.get())],
+        );
+        family(
+            "clickstream_last_reload_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful table load.",
+            &[("", self.last_reload_unix.get())],
+        );
+        family("clickstream_sessions", "gauge", "Live visitor sessions.", &[("", self.sessions.get())]);
+        family(
+            "clickstream_spool_durable_sequence",
+            "gauge",
+            "Last spool sequence number written through to disk.",
+            &[("", self.spool_durable_seq.get())],
+        );
+        family("clickstream_connections", "gauge", "Open client connections.", &[("", self.connections.get())]);
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let per_sink = |f: &dyn Fn(&SinkMetrics) -> u64| -> Vec<(String, u64)> {
+            sinks.iter().map(|s| (format!("sink=\"{}\"", s.name), f(s))).collect()
+        };
+        let families: [(&str, &str, &str, Vec<(String, u64)>); 10] = [
+            ("clickstream_sink_appended_total", "counter", "Events queued in the spool for the sink.", per_sink(&|s| s.appended.get())),
+            ("clickstream_sink_delivered_total", "counter", "Events delivered by the sink.", per_sink(&|s| s.delivered.get())),
+            ("clickstream_sink_retries_total", "counter", "Batch attempts that failed and were retried.", per_sink(&|s| s.retries.get())),
+            ("clickstream_sink_rejected_total", "counter", "Events the destination rejected (dead-lettered).", per_sink(&|s| s.rejected.get())),
+            ("clickstream_sink_dropped_total", "counter", "Events dropped because the spool budget was full.", per_sink(&|s| s.dropped.get())),
+            ("clickstream_sink_filtered_total", "counter", "Events skipped by the sink's filters.", per_sink(&|s| s.filtered.get())),
+            ("clickstream_sink_spool_bytes", "gauge", "Undelivered spool bytes.", per_sink(&|s| s.spool_bytes.get())),
+            ("clickstream_sink_last_success_timestamp_seconds", "gauge", "Unix time of the last delivery.", per_sink(&|s| s.last_success_unix.get())),
+            ("clickstream_sink_oldest_undelivered_timestamp_seconds", "gauge", "Click time of the oldest undelivered event (0: none).", per_sink(&|s| s.oldest_undelivered_unix.get())),
+            ("clickstream_sink_disabled", "gauge", "1 when the endpoint answered 410 and is disabled.", per_sink(&|s| s.disabled.get())),
+        ];
+        for (name, kind, help, samples) in &families {
+            let borrowed: Vec<(&str, u64)> = samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+            family(name, kind, help, &borrowed);
+        }
+        out
+    }
+}

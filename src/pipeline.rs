@@ -1,0 +1,141 @@
+//! The pipeline thread: hits in, click events out to the spool.
+//!
+//! One dedicated OS thread owns the [`Enricher`] (and so its caches, without locks) and the
+//! [`SpoolWriter`]. It takes hits from the bounded click queue, builds and serializes each event,
+//! appends it, and every `flush_interval` writes the spool through to disk (the durability
+//! promise). Every few seconds it sweeps expired sessions.
+//!
+//! It stops when every queue sender is gone or the stop flag is raised: it then takes what is
+//! left in the queue, flushes, and returns, so SIGTERM loses no click that was answered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::click::{self, Hit};
+use crate::enrich::Enricher;
+use crate::metrics::Metrics;
+use crate::spool::{RecordMeta, SpoolWriter};
+
+/// How often expired sessions are swept.
+const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest wait for a hit before checking the stop flag.
+const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// At most one spool error logged per this interval.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Starts the pipeline thread.
+pub fn spawn(
+    rx: Receiver<Hit>,
+    enricher: Enricher,
+    writer: SpoolWriter,
+    flush_interval: Duration,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("clickstream-pipeline".into())
+        .spawn(move || {
+            Pipeline {
+                enricher,
+                writer,
+                metrics,
+                json: Vec::with_capacity(2048),
+                last_error_log: None,
+            }
+            .run(rx, flush_interval, &stop)
+        })
+}
+
+struct Pipeline {
+    enricher: Enricher,
+    writer: SpoolWriter,
+    metrics: Arc<Metrics>,
+    json: Vec<u8>,
+    last_error_log: Option<Instant>,
+}
+
+impl Pipeline {
+    fn run(mut self, rx: Receiver<Hit>, flush_interval: Duration, stop: &AtomicBool) {
+        let mut next_flush = Instant::now() + flush_interval;
+        let mut next_sweep = Instant::now() + SESSION_SWEEP_INTERVAL;
+        loop {
+            let now = Instant::now();
+            if now >= next_flush {
+                self.flush();
+                next_flush = now + flush_interval;
+            }
+            if now >= next_sweep {
+                let live = self.enricher.sessions().sweep(click::unix_micros(std::time::SystemTime::now()));
+                self.metrics.sessions.set(live as u64);
+                next_sweep = now + SESSION_SWEEP_INTERVAL;
+            }
+            if stop.load(Ordering::Relaxed) {
+                loop {
+                    match rx.try_recv() {
+                        Ok(hit) => self.process(&hit),
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                    }
+                }
+                break;
+            }
+            let wait = next_flush.saturating_duration_since(Instant::now()).min(STOP_POLL_INTERVAL);
+            match rx.recv_timeout(wait) {
+                Ok(hit) => self.process(&hit),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.flush();
+        self.metrics.sessions.set(self.enricher.sessions().len() as u64);
+    }
+
+    fn process(&mut self, hit: &Hit) {
+        let event = self.enricher.enrich(hit);
+        self.json.clear();
+        if let Err(e) = serde_json::to_writer(&mut self.json, &event) {
+            // Serializing plain strings and bools cannot fail; counted all the same.
+            self.metrics.clicks_dropped_spool_error.inc();
+            self.log_error(&format!("cannot encode a click event: {e}"));
+            return;
+        }
+        let bot = event.client.agent.kind == "bot";
+        let meta = RecordMeta {
+            time_micros: click::unix_micros(hit.time),
+            bot,
+            workspace: &hit.link.workspace.id,
+            domain: &hit.link.domain,
+        };
+        match self.writer.append(meta, &self.json) {
+            Ok(_) => {
+                self.metrics.clicks_emitted.inc();
+                if bot {
+                    self.metrics.clicks_bot.inc();
+                } else {
+                    self.metrics.clicks_human.inc();
+                }
+                self.metrics.sessions.set(self.enricher.sessions().len() as u64);
+            }
+            Err(e) => {
+                self.metrics.clicks_dropped_spool_error.inc();
+                self.log_error(&format!("cannot append a click event to the spool: {e}"));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        match self.writer.flush() {
+            Ok(seq) => self.metrics.spool_durable_seq.set(seq),
+            Err(e) => self.log_error(&format!("cannot flush the spool (will retry): {e}")),
+        }
+    }
+
+    fn log_error(&mut self, message: &str) {
+        if self.last_error_log.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL) {
+            tracing::error!("{message}");
+            self.last_error_log = Some(Instant::now());
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The hit path: one request in, one response out, and for a click a [`Hit`] handed to delivery.
+//!
+//! Called by `server` for every request on every listener, once per request, on the connection's
+//! task. Invariants, in order of importance:
+//!
+//! - **No await, no I/O.** [`Router::handle`] is a plain function; everything slow (user-agent
+//!   parsing, GeoIP, sessions, JSON, disk) happens after the response, on the enrichment thread.
+//! - **No lock.** The table is read through an `ArcSwap` (a wait-free load); the click hand-off is
+//!   a `try_send` on a bounded queue that never blocks: a full queue drops the click and counts it.
+//! - **No avoidable allocation.** `Location`, `Cache-Control` and the robots body are built when
+//!   the table loads; a hit clones reference counts. Only a request that carries a query to merge
+//!   builds a new `Location`, and only a slashtag with `%` escapes or upper case is copied.
+//!
+//! The seam for later stages is [`Hit`]: what the request said, captured without parsing.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::click::{ClickQueue, Hit, HitHeaders};
+use crate::links::{Domain, Link, LinkTable};
+use crate::metrics::Metrics;
+
+/// The body type of every response this server writes.
+pub type Body = Full<Bytes>;
+
+const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
+<h1>Link not found</h1><p>This short link does not exist or is no longer active.</p>\n";
+const BAD_REQUEST_PAGE: &str = "bad request\n";
+const METHOD_NOT_ALLOWED_PAGE: &str = "method not allowed: use GET or HEAD\n";
+
+/// Answers requests from the current link table.
+pub struct Router {
+    table: Arc<ArcSwap<LinkTable>>,
+    clicks: ClickQueue,
+    metrics: Arc<Metrics>,
+}
+
+/// What kind of answer a request got, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A link of the table: a click (unless it was a prefetch).
+    Click,
+    /// A link of the table asked for by a browser prefetch: answered, not a click.
+    Prefetch,
+    /// The domain's `not_found_url` or `root_url`.
+    FallbackRedirect,
+    /// The small 404 page.
+    NotFound,
+    /// `/robots.txt`.
+    Robots,
+    /// 400: no Host, or a path that is not UTF-8 once decoded.
+    BadRequest,
+    /// 405
+    MethodNotAllowed,
+}
+
+impl Router {
+    /// A router over a shared, swappable table.
+    pub fn new(table: Arc<ArcSwap<LinkTable>>, clicks: ClickQueue, metrics: Arc<Metrics>) -> Router {
+        Router { table, clicks, metrics }
+    }
+
+    /// Answers one request. `peer` is the socket's remote address.
+    pub fn handle<B>(&self, req: &Request<B>, peer: IpAddr) -> Response<Body> {
+        let (response, outcome) = self.route(req, peer);
+        self.metrics.record_outcome(outcome, response.status());
+        response
+    }
+
+    fn route<B>(&self, req: &Request<B>, peer: IpAddr) -> (Response<Body>, Outcome) {
+        let head = match *req.method() {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => return (method_not_allowed(), Outcome::MethodNotAllowed),
+        };
+        let Some(host) = request_host(req) else {
+            return (plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), Outcome::BadRequest);
+        };
+        let table = self.table.load();
+        let Some(domain) = table.domain_for_host(&host) else {
+            return (not_found(), Outcome::NotFound);
+        };
+        let path = req.uri().path();
+        if path == "/robots.txt" {
+            return (robots(domain), Outcome::Robots);
+        }
+        let raw = path.strip_prefix('/').unwrap_or(path);
+        if raw.is_empty() {
+            return fallback(domain.root.as_ref());
+        }
+        let Some(slashtag) = decode_slashtag(raw) else {
+            return (plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), Outcome::BadRequest);
+        };
+        let Some(link) = domain.lookup(&slashtag) else {
+            return fallback(domain.not_found.as_ref());
+        };
+        let location = match req.uri().query() {
+            Some(q) if domain.forward_query && !q.is_empty() => merged_location(link, q),
+            _ => link.location.clone(),
+        };
+        let response = redirect(link.status, location.clone(), domain.cache_control(link.status).clone());
+        if is_prefetch(req.headers()) {
+            return (response, Outcome::Prefetch);
+        }
+        self.clicks.offer(Hit {
+            time: SystemTime::now(),
+            link: Arc::clone(link),
+            location,
+            peer,
+            head,
+            headers: HitHeaders::capture(req.headers()),
+        });
+        (response, Outcome::Click)
+    }
+}
+
+/// The request's host, lower case, without port: from an absolute-form URI, else `Host`.
+fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
+    let raw = match req.uri().host() {
+        Some(h) => h,
+        None => req.headers().get(header::HOST)?.to_str().ok()?,
+    };
+    let host = strip_port(raw.trim());
+    if host.is_empty() {
+        return None;
+    }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(host))
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // IPv6 literal: `[::1]:8080`; keep the brackets' content.
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// Percent-decodes a slashtag; `None` when the result is not UTF-8.
+fn decode_slashtag(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.contains('%') {
+        return Some(Cow::Borrowed(raw));
+    }
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok()
+}
+
+/// `Sec-Purpose: prefetch` (Fetch spec) and the older `Purpose: prefetch` / `X-Moz: prefetch`.
+fn is_prefetch(headers: &HeaderMap) -> bool {
+    const PURPOSE: HeaderName = HeaderName::from_static("purpose");
+    const SEC_PURPOSE: HeaderName = HeaderName::from_static("sec-purpose");
+    const X_MOZ: HeaderName = HeaderName::from_static("x-moz");
+    [SEC_PURPOSE, PURPOSE, X_MOZ].iter().any(|name| {
+        headers.get(name).is_some_and(|v| {
+            v.as_bytes()
+                .split(|&b| b == b';' || b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"prefetch"))
+        })
+    })
+}
+
+fn merged_location(link: &Link, query: &str) -> HeaderValue {
+    let merged = merge_query(link.destination(), query);
+    // The destination was a valid header value and the request's query came from a valid
+    // request line (visible ASCII), so the merge is one too; fall back to the plain destination.
+    HeaderValue::from_maybe_shared(Bytes::from(merged)).unwrap_or_else(|_| link.location.clone())
+}
+
+/// Merges a request's query into a destination URL: the destination's parameters keep their
+/// order, a name the request also carries takes the request's value(s) in its place, and names
+/// only the request has are appended in request order. Names compare after percent-decoding;
+/// every parameter keeps the spelling it arrived with. A fragment stays at the end.
+pub fn merge_query(destination: &str, request_query: &str) -> String {
+    let (before_fragment, fragment) = match destination.find('#') {
+        Some(i) => destination.split_at(i),
+        None => (destination, ""),
+    };
+    let (base, dest_query) = match before_fragment.find('?') {
+        Some(i) => (&before_fragment[..i], &before_fragment[i + 1..]),
+        None => (before_fragment, ""),
+    };
+    let request: Vec<(Cow<'_, str>, &str)> = pairs(request_query).collect();
+    let mut out = String::with_capacity(destination.len() + request_query.len() + 1);
+    out.push_str(base);
+    let mut used = vec![false; request.len()];
+    let mut first = true;
+    let mut push = |out: &mut String, pair: &str| {
+        out.push(if first { '?' } else { '&' });
+        first = false;
+        out.push_str(pair);
+    };
+    for (name, pair) in pairs(dest_query) {
+        let mut replaced = false;
+        for (i, (rname, rpair)) in request.iter().enumerate() {
+            if *rname == name {
+                replaced = true;
+                if !used[i] {
+                    used[i] = true;
+                    push(&mut out, rpair);
+                }
+            }
+        }
+        if !replaced {
+            push(&mut out, pair);
+        }
+    }
+    for (i, (_, rpair)) in request.iter().enumerate() {
+        if !used[i] {
+            push(&mut out, rpair);
+        }
+    }
+    out.push_str(fragment);
+    out
+}
+
+/// `name=value` pairs of a query with their decoded names; empty pieces skipped.
+fn pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let raw_name = pair.split('=').next().unwrap_or(pair);
+        let name = if raw_name.contains(['%', '+']) {
+            let spaced = raw_name.replace('+', " ");
+            Cow::Owned(percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+        } else {
+            Cow::Borrowed(raw_name)
+        };
+        (name, pair)
+    })
+}
+
+fn redirect(status: StatusCode, location: HeaderValue, cache_control: HeaderValue) -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, cache_control);
+    response
+}
+
+fn fallback(target: Option<&HeaderValue>) -> (Response<Body>, Outcome) {
+    match target {
+        Some(location) => (
+            redirect(StatusCode::FOUND, location.clone(), HeaderValue::from_static("no-store")),
+            Outcome::FallbackRedirect,
+        ),
+        None => (not_found(), Outcome::NotFound),
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn not_found() -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from_static(NOT_FOUND_PAGE.as_bytes())));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn method_not_allowed() -> Response<Body> {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_PAGE);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+fn robots(domain: &Domain) -> Response<Body> {
+    let mut response = Response::new(Body::new(domain.robots_txt.clone()));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_merge_rules() {
+        let cases = [
+            // (destination, request query, expected)
+            ("https://d.test/p", "a=1", "https://d.test/p?a=1"),
+            ("https://d.test/p?x=1&y=2", "y=9&z=3", "https://d.test/p?x=1&y=9&z=3"),
+            ("https://d.test/p?x=1&y=2", "x=7&x=8", "https://d.test/p?x=7&x=8&y=2"),
+            ("https://d.test/p?x=1&x=2&y=2", "x=7", "https://d.test/p?x=7&y=2"),
+            ("https://d.test/p?utm_source=a#frag", "utm_source=b&q", "https://d.test/p?utm_source=b&q#frag"),
+            ("https://d.test/p?a%20b=1", "a+b=2", "https://d.test/p?a+b=2"),
+            ("https://d.test/p?", "a=1", "https://d.test/p?a=1"),
+            ("https://d.test/p?a=1", "&&", "https://d.test/p?a=1"),
+            ("https://d.test/p?flag", "flag=on", "https://d.test/p?flag=on"),
+        ];
+        for (dest, q, want) in cases {
+            assert_eq!(merge_query(dest, q), want, "{dest} + {q}");
+        }
+    }
+
+    #[test]
+    fn ports_are_stripped() {
+        for (raw, want) in [
+            ("brand.link", "brand.link"),
+            ("brand.link:8080", "brand.link"),
+            ("[::1]:8080", "::1"),
+            ("[::1]", "::1"),
+            ("127.0.0.1:80", "127.0.0.1"),
+            ("host:notaport", "host:notaport"),
+        ] {
+            assert_eq!(strip_port(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn slashtags_decode_or_refuse() {
+        assert_eq!(decode_slashtag("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_slashtag("caf%C3%A9").as_deref(), Some("café"));
+        assert_eq!(decode_slashtag("100%25").as_deref(), Some("100%"));
+        assert_eq!(decode_slashtag("bad%zz").as_deref(), Some("bad%zz"));
+        assert_eq!(decode_slashtag("%FF%FE"), None);
+    }
+
+    #[test]
+    fn prefetch_headers() {
+        let mut h = HeaderMap::new();
+        assert!(!is_prefetch(&h));
+        h.insert("sec-purpose", HeaderValue::from_static("prefetch;prerender"));
+        assert!(is_prefetch(&h));
+        let mut h = HeaderMap::new();
+        h.insert("purpose", HeaderValue::from_static("Prefetch"));
+        assert!(is_prefetch(&h));
+        let mut h = HeaderMap::new();
+        h.insert("sec-purpose", HeaderValue::from_static("prerender"));
+        assert!(!is_prefetch(&h));
+    }
+}

@@ -1,0 +1,251 @@
+//! Listeners and connections: accepting, limits, timeouts and graceful shutdown.
+//!
+//! The accept loop is small on purpose. It takes a permit (the connection limit), accepts, and
+//! spawns one task per connection that runs hyper's HTTP/1.1 state machine over the socket with
+//! [`Router::handle`] as the service. Nothing here looks at a request. A TLS listener is one more
+//! accept loop that wraps the socket before [`serve_connection`], which is generic over the I/O.
+//!
+//! Limits and why they exist:
+//! - `max_connections`: a semaphore permit per open connection; at the limit the loop stops
+//!   accepting and new connections wait in the kernel's backlog instead of exhausting descriptors.
+//! - `header_read_timeout`: hyper's timer from when it starts waiting for a request head, which
+//!   also covers an idle keep-alive connection waiting for its next request (slowloris guard).
+//! - `idle_timeout`: no byte read or written for that long closes the connection, whatever state
+//!   it is in (a client that stops reading its response, for instance).
+//! - `max_header_bytes`: hyper's read buffer limit; a larger head is answered 431.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::redirect::Router;
+
+/// Resolves once the flag turns true (or its sender is gone). The guard `wait_for` returns is
+/// dropped here, so callers' futures stay `Send`.
+pub async fn until_true(rx: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which is as final as `true`.
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// hyper refuses read buffers smaller than this.
+pub const MIN_MAX_HEADER_BYTES: usize = 8192;
+
+/// Connection limits and timeouts, from `[server]`.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// See the module docs.
+    pub header_read_timeout: Duration,
+    /// See the module docs.
+    pub idle_timeout: Duration,
+    /// See the module docs.
+    pub max_header_bytes: usize,
+    /// See the module docs.
+    pub max_connections: usize,
+}
+
+impl ConnLimits {
+    /// Limits from the server config.
+    pub fn from_config(c: &ServerConfig) -> ConnLimits {
+        ConnLimits {
+            header_read_timeout: c.header_read_timeout,
+            idle_timeout: c.idle_timeout,
+            max_header_bytes: c.max_header_bytes.max(MIN_MAX_HEADER_BYTES),
+            max_connections: c.max_connections,
+        }
+    }
+}
+
+/// Runs the plain-HTTP accept loop until `shutdown` turns true, then waits (up to `grace`) for
+/// open connections to finish their in-flight requests.
+pub async fn serve_plain(
+    listener: TcpListener,
+    router: Arc<Router>,
+    limits: ConnLimits,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let limits = Arc::new(limits);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = until_true(&mut shutdown) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed; retrying in 50ms");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = until_true(&mut shutdown) => break,
+        };
+        // Redirect responses are tiny: send them without waiting for more to batch.
+        let _ = stream.set_nodelay(true); // an error here only costs latency
+        let router = router.clone();
+        let limits = limits.clone();
+        let metrics = metrics.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            metrics.connections.inc();
+            serve_connection(stream, peer, router, &limits, watcher).await;
+            metrics.connections.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("connections still open after the {grace:?} grace period; closing them");
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection of any transport.
+pub async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Arc<Router>,
+    limits: &ConnLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(IdleIo {
+        inner: io,
+        activity: activity.clone(),
+    });
+    let peer_ip = match peer.ip() {
+        // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    let service = service_fn(move |req| {
+        let response = router.handle(&req, peer_ip);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true)
+        .serve_connection(io, service);
+    let conn = watcher.watch(conn);
+    tokio::select! {
+        r = conn => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        _ = activity.idle(limits.idle_timeout) => {
+            tracing::debug!(%peer, "closing idle connection");
+        }
+    }
+}
+
+/// When a connection last moved a byte, in milliseconds since it opened.
+struct Activity {
+    opened: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            opened: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once the connection has been silent for `limit`.
+    async fn idle(&self, limit: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = self.opened + last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// Wraps a transport and records activity on every successful read or write.
+struct IdleIo<I> {
+    inner: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for IdleIo<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,542 @@
+//! Delivery, written once: batching, retries with backoff, acknowledgement, dead letters and
+//! counters live in [`run`]; a destination supplies only what differs through [`Sink`] — how to
+//! send a batch and what its answers mean.
+//!
+//! One driver task per `[[sink]]`, each with its own spool reader and cursor, so a dead webhook
+//! never holds back S3 and never touches the hit path (which only ever writes to the spool).
+//!
+//! A batch closes at `batch_max_events`, at `batch_max_bytes`, when its first event has waited
+//! `batch_max_age`, or when the next event belongs to another UTC hour (file and S3 objects are
+//! named by click hour, so a batch never crosses one). Before it is sent its sequence bounds are
+//! recorded in the spool, so a restart replays exactly the same batch.
+//!
+//! A failed attempt is retried with exponential backoff and full jitter, capped at `retry_max`,
+//! honouring `Retry-After`, for as long as the spool budget keeps the batch (the budget can drop
+//! it: the driver notices and moves on). A rejected batch (400, 422, or 413 at one event) goes to
+//! `dead-letter/<sink>.ndjson` beside the spool. 410 disables the sink until restart.
+
+pub mod file;
+pub mod s3;
+pub mod webhook;
+
+use std::future::Future;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::config::SinkCommon;
+use crate::metrics::SinkMetrics;
+use crate::spool::{Position, Record, Spool, SpoolReader};
+
+/// Microseconds in an hour, for the hour a click falls in.
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
+/// Longest `Retry-After` honoured; a larger value is clamped to it.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// At most one retry warning per sink per this interval (the rest are counted).
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A batch of events for one destination, all in one UTC hour.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Sequence of the first event.
+    pub first_seq: u64,
+    /// Sequence of the last event.
+    pub last_seq: u64,
+    /// Hours since the Unix epoch of the events' click time.
+    pub hour: i64,
+    /// The events, one JSON object each.
+    pub events: Vec<Vec<u8>>,
+    /// Sum of the events' lengths.
+    pub bytes: usize,
+}
+
+impl Batch {
+    /// `{node}-{spool id}-{first}-{last}`-style identity of the batch, stable across retries and
+    /// restarts.
+    pub fn id(&self, spool_id: &str) -> String {
+        format!("{spool_id}-{}-{}", self.first_seq, self.last_seq)
+    }
+
+    /// The batch's events as NDJSON (one event per line).
+    pub fn ndjson(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes + self.events.len());
+        for e in &self.events {
+            out.extend_from_slice(e);
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// `YYYY-MM-DD` and `HH` of the batch's hour (UTC).
+    pub fn date_hour(&self) -> (String, String) {
+        let t = time::OffsetDateTime::from_unix_timestamp(self.hour * 3600).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        (
+            format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+            format!("{:02}", t.hour()),
+        )
+    }
+
+    fn split(&self) -> (Batch, Batch) {
+        let mid = self.events.len() / 2;
+        let (a, b) = self.events.split_at(mid);
+        let part = |events: &[Vec<u8>], first: u64| Batch {
+            first_seq: first,
+            last_seq: first + events.len() as u64 - 1,
+            hour: self.hour,
+            bytes: events.iter().map(Vec::len).sum(),
+            events: events.to_vec(),
+        };
+        // Sequence numbers of a filtered batch are not contiguous; the halves keep the outer
+        // bounds so that their ids stay distinct and stable.
+        let mut left = part(a, self.first_seq);
+        let mut right = part(b, self.first_seq + mid as u64);
+        left.last_seq = left.last_seq.min(self.last_seq);
+        right.last_seq = self.last_seq;
+        (left, right)
+    }
+}
+
+/// What a destination said about one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Try again later (after the given delay, if the destination said).
+    Retry {
+        /// What went wrong, for the log.
+        reason: String,
+        /// `Retry-After`, when sent.
+        after: Option<Duration>,
+    },
+    /// The batch is too large: split it (at one event, a rejection).
+    TooLarge {
+        /// For the log.
+        reason: String,
+    },
+    /// The destination refuses the content: dead-letter it.
+    Reject {
+        /// For the log and the dead-letter file.
+        reason: String,
+    },
+    /// The destination is gone (HTTP 410): stop sending until restart.
+    Disable {
+        /// For the log.
+        reason: String,
+    },
+}
+
+/// A destination: how to send one batch.
+pub trait Sink: Send + Sync + 'static {
+    /// Sends a batch; `Ok` means the destination has it.
+    fn send(&self, batch: &Batch) -> impl Future<Output = Result<(), SendError>> + Send;
+}
+
+/// Exponential backoff with full jitter: attempt `n` waits a uniform random time in
+/// `[0, min(max, initial * 2^n))` (the "full jitter" of the AWS architecture blog), so that
+/// many nodes retrying one endpoint spread out instead of marching in step.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `initial`, capped at `max`.
+    pub fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff { initial, max, attempt: 0 }
+    }
+
+    /// The ceiling of the next delay (before jitter).
+    pub fn ceiling(&self) -> Duration {
+        let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+
+    /// The next delay: uniform in `[0, ceiling)`.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.attempt = self.attempt.saturating_add(1);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+
+    /// Starts over after a success.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// What a driver needs besides its sink.
+pub struct DriverContext {
+    /// Sink name.
+    pub name: String,
+    /// The spool.
+    pub spool: Spool,
+    /// Batch limits and retry settings.
+    pub common: SinkCommon,
+    /// Counters.
+    pub metrics: Arc<SinkMetrics>,
+    /// True once no more events will be appended: deliver what is there, then stop.
+    pub drain: watch::Receiver<bool>,
+}
+
+struct Reading {
+    reader: SpoolReader,
+    /// A record read but not placed in the batch (it belongs to the next one), with the reader
+    /// position before it: the batch is acknowledged up to there.
+    carry: Option<(Record, Position)>,
+}
+
+impl Reading {
+    /// Where the current batch ends: before the carried record, else where the reader stands.
+    fn ack_position(&self) -> Position {
+        self.carry.as_ref().map_or(self.reader.position(), |(_, before)| *before)
+    }
+}
+
+/// How delivering one batch ended.
+enum Delivery {
+    /// Delivered, or dead-lettered: acknowledge it.
+    Done,
+    /// The spool budget dropped it while it was failing (already counted).
+    Dropped,
+    /// 410: stop.
+    Disabled,
+    /// Shutdown came while retrying: leave it in the spool.
+    Interrupted,
+}
+
+/// One sink's delivery loop.
+struct Driver<S> {
+    sink: S,
+    ctx: DriverContext,
+    reading: Option<Reading>,
+    backoff: Backoff,
+    last_warn: Option<Instant>,
+    suppressed: u64,
+}
+
+/// Runs one sink until it has drained (delivered everything durable after the drain signal).
+pub async fn run<S: Sink>(sink: S, ctx: DriverContext) {
+    let Some(reader) = ctx.spool.reader(&ctx.name) else {
+        tracing::error!(sink = %ctx.name, "sink has no cursor in the spool");
+        return;
+    };
+    let backoff = Backoff::new(ctx.common.retry_initial, ctx.common.retry_max);
+    let mut driver = Driver {
+        sink,
+        ctx,
+        reading: Some(Reading { reader, carry: None }),
+        backoff,
+        last_warn: None,
+        suppressed: 0,
+    };
+    driver.run().await;
+}
+
+impl<S: Sink> Driver<S> {
+    async fn run(&mut self) {
+        // A batch recorded before a restart is replayed first, with the same bounds.
+        let mut replay = self.ctx.spool.pending(&self.ctx.name);
+        loop {
+            let batch = match replay.take() {
+                Some(bounds) => self.read(move |r, _| fill_exact(r, bounds)).await.0,
+                None => match self.collect().await {
+                    Some(b) => Some(b),
+                    None => return, // drained
+                },
+            };
+            let Some(batch) = batch else { continue };
+            let reading = self.reading.as_ref().expect("reader present between steps");
+            let end = reading.ack_position();
+            let epoch = reading.reader.epoch();
+            let (spool, name, bounds) = (self.ctx.spool.clone(), self.ctx.name.clone(), (batch.first_seq, batch.last_seq));
+            match tokio::task::spawn_blocking(move || spool.set_pending(&name, bounds)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(sink = %self.ctx.name, error = %e, "cannot record the pending batch; sending anyway"),
+                Err(e) => tracing::warn!(sink = %self.ctx.name, error = %e, "pending-batch task failed; sending anyway"),
+            }
+            match self.deliver(batch, epoch).await {
+                Delivery::Done => {
+                    let (spool, name) = (self.ctx.spool.clone(), self.ctx.name.clone());
+                    match tokio::task::spawn_blocking(move || spool.ack(&name, end, epoch)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!(sink = %self.ctx.name, error = %e, "cannot save the sink cursor (events may be sent again after a restart)"),
+                        Err(e) => tracing::warn!(sink = %self.ctx.name, error = %e, "cursor task failed"),
+                    }
+                }
+                Delivery::Dropped => {}
+                Delivery::Disabled => {
+                    // Nothing more to do until restart; the spool budget keeps the disk bounded.
+                    crate::server::until_true(&mut self.ctx.drain).await;
+                    return;
+                }
+                Delivery::Interrupted => return,
+            }
+            if let Some(r) = self.reading.as_mut()
+                && r.reader.follow_cursor()
+            {
+                r.carry = None;
+            }
+        }
+    }
+
+    /// Runs a blocking read step on the reader, off the async workers.
+    async fn read<T: Send + 'static>(
+        &mut self,
+        step: impl FnOnce(&mut Reading, u64) -> T + Send + 'static,
+    ) -> (T, u64) {
+        let mut r = self.reading.take().expect("reader present between steps");
+        let durable = self.ctx.spool.durable_seq();
+        let (r, out) = tokio::task::spawn_blocking(move || {
+            let out = step(&mut r, durable);
+            (r, out)
+        })
+        .await
+        .expect("spool read step panicked");
+        self.reading = Some(r);
+        (out, durable)
+    }
+
+    /// Collects the next batch: waits for events, then until the batch is full, its first event
+    /// is `batch_max_age` old, or the drain begins. `None` once drained.
+    async fn collect(&mut self) -> Option<Batch> {
+        let limits = (self.ctx.common.batch_max_events, self.ctx.common.batch_max_bytes);
+        let mut durable_rx = self.ctx.spool.subscribe();
+        let mut batch: Option<Batch> = None;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            durable_rx.borrow_and_update();
+            let taken = batch.take();
+            let ((b, full), durable) = self.read(move |r, durable| top_up(r, taken, limits, durable)).await;
+            if let Some(b) = &b {
+                self.ctx.metrics.oldest_undelivered_unix.set((b.hour as u64) * 3600);
+            }
+            batch = b;
+            let draining = *self.ctx.drain.borrow();
+            if full || (draining && batch.is_some()) {
+                return batch;
+            }
+            if draining && self.ctx.spool.durable_seq() <= durable {
+                // Everything durable has been read and nothing more will come.
+                return None;
+            }
+            if batch.is_some() && deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + self.ctx.common.batch_max_age);
+            }
+            tokio::select! {
+                _ = durable_rx.changed() => {}
+                _ = sleep_until_opt(deadline) => return batch,
+                _ = crate::server::until_true(&mut self.ctx.drain) => {}
+            }
+        }
+    }
+
+    /// Sends one batch until it is delivered, rejected, dropped or the sink disabled.
+    async fn deliver(&mut self, batch: Batch, epoch: u64) -> Delivery {
+        let mut queue = vec![batch];
+        while let Some(part) = queue.pop() {
+            loop {
+                if self.ctx.spool.cursor(&self.ctx.name).is_some_and(|(e, _)| e != epoch) {
+                    return Delivery::Dropped;
+                }
+                match self.sink.send(&part).await {
+                    Ok(()) => {
+                        self.ctx.metrics.delivered.add(part.events.len() as u64);
+                        self.ctx.metrics.last_success_unix.set(unix_now());
+                        self.backoff.reset();
+                        break;
+                    }
+                    Err(SendError::TooLarge { reason }) if part.events.len() > 1 => {
+                        tracing::info!(sink = %self.ctx.name, events = part.events.len(), %reason, "batch too large; splitting it");
+                        let (a, b) = part.split();
+                        queue.push(b);
+                        queue.push(a);
+                        break;
+                    }
+                    Err(SendError::TooLarge { reason } | SendError::Reject { reason }) => {
+                        dead_letter(&self.ctx, &part, &reason);
+                        break;
+                    }
+                    Err(SendError::Disable { reason }) => {
+                        tracing::error!(sink = %self.ctx.name, %reason, "destination is gone (410): sink disabled until restart; its events stay in the spool within its budget");
+                        self.ctx.metrics.disabled.set(1);
+                        return Delivery::Disabled;
+                    }
+                    Err(SendError::Retry { reason, after }) => {
+                        self.ctx.metrics.retries.inc();
+                        let delay = match after {
+                            Some(a) => a.min(MAX_RETRY_AFTER),
+                            None => self.backoff.next_delay(),
+                        };
+                        if self.last_warn.is_none_or(|t| t.elapsed() >= WARN_INTERVAL) {
+                            tracing::warn!(sink = %self.ctx.name, %reason, retry_in = ?delay, suppressed = self.suppressed, "delivery failed; retrying");
+                            self.last_warn = Some(Instant::now());
+                            self.suppressed = 0;
+                        } else {
+                            self.suppressed += 1;
+                        }
+                        if *self.ctx.drain.borrow() {
+                            // Shutting down: leave the batch in the spool for the next start.
+                            return Delivery::Interrupted;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            // Shutdown began: one more attempt now, then leave it in the spool.
+                            _ = crate::server::until_true(&mut self.ctx.drain) => {}
+                        }
+                    }
+                }
+            }
+        }
+        Delivery::Done
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn hour_of(r: &Record) -> i64 {
+    r.time_micros.div_euclid(MICROS_PER_HOUR)
+}
+
+/// Reads exactly the events of a replayed batch (`first..=last`).
+fn fill_exact(r: &mut Reading, (first, last): (u64, u64)) -> Option<Batch> {
+    r.carry = None;
+    r.reader.seek_seq(first);
+    let mut batch: Option<Batch> = None;
+    loop {
+        match r.reader.next(last) {
+            Ok(Some(rec)) => push(&mut batch, rec),
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a pending batch from the spool; skipping it");
+                break;
+            }
+        }
+    }
+    if let Some(b) = batch.as_mut() {
+        // Keep the recorded bounds even when filters left gaps: they name the batch.
+        b.first_seq = first;
+        b.last_seq = last;
+    }
+    batch
+}
+
+/// Adds waiting events to a batch; also returns whether it must close now (full, or the next
+/// event belongs to another hour or would pass the byte limit).
+fn top_up(r: &mut Reading, mut batch: Option<Batch>, (max_events, max_bytes): (usize, usize), durable: u64) -> (Option<Batch>, bool) {
+    loop {
+        if batch.as_ref().is_some_and(|b| b.events.len() >= max_events) {
+            return (batch, true);
+        }
+        let before = r.reader.position();
+        let (rec, before) = match r.carry.take() {
+            Some(carried) => carried,
+            None => match r.reader.next(durable) {
+                Ok(Some(rec)) => (rec, before),
+                Ok(None) => return (batch, false),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the spool; will retry");
+                    return (batch, false);
+                }
+            },
+        };
+        if let Some(b) = &batch
+            && (hour_of(&rec) != b.hour || b.bytes + rec.json.len() > max_bytes)
+        {
+            r.carry = Some((rec, before));
+            return (batch, true);
+        }
+        push(&mut batch, rec);
+    }
+}
+
+fn push(batch: &mut Option<Batch>, rec: Record) {
+    match batch {
+        Some(b) => {
+            b.last_seq = rec.seq;
+            b.bytes += rec.json.len();
+            b.events.push(rec.json);
+        }
+        None => {
+            *batch = Some(Batch {
+                first_seq: rec.seq,
+                last_seq: rec.seq,
+                hour: hour_of(&rec),
+                bytes: rec.json.len(),
+                events: vec![rec.json],
+            });
+        }
+    }
+}
+
+/// Appends a rejected batch to `dead-letter/<sink>.ndjson` beside the spool, and counts it.
+fn dead_letter(ctx: &DriverContext, batch: &Batch, reason: &str) {
+    ctx.metrics.rejected.add(batch.events.len() as u64);
+    let dir: PathBuf = ctx.spool.dir().join("dead-letter");
+    let path = dir.join(format!("{}.ndjson", ctx.name));
+    tracing::warn!(sink = %ctx.name, events = batch.events.len(), %reason, file = %path.display(), "destination rejected a batch; written to the dead-letter file");
+    let result = std::fs::create_dir_all(&dir).and_then(|_| {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        f.write_all(&batch.ndjson())?;
+        f.sync_data()
+    });
+    if let Err(e) = result {
+        tracing::error!(sink = %ctx.name, file = %path.display(), error = %e, "cannot write the dead-letter file; the rejected events are lost");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter_below_it() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let ceilings: Vec<u64> = (0..6)
+            .map(|_| {
+                let c = b.ceiling();
+                let d = b.next_delay();
+                assert!(d < c.max(Duration::from_nanos(1)));
+                c.as_millis() as u64
+            })
+            .collect();
+        assert_eq!(ceilings, vec![100, 200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.ceiling(), Duration::from_millis(100));
+        let mut far = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        for _ in 0..100 {
+            far.next_delay();
+        }
+        assert_eq!(far.ceiling(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn batches_split_and_name_their_hour() {
+        let b = Batch {
+            first_seq: 10,
+            last_seq: 13,
+            hour: 1_562_076_426 / 3600,
+            events: vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"4".to_vec()],
+            bytes: 4,
+        };
+        assert_eq!(b.date_hour(), ("2019-07-02".to_string(), "14".to_string()));
+        assert_eq!(b.ndjson(), b"1\n2\n3\n4\n");
+        let (l, r) = b.split();
+        assert_eq!((l.first_seq, l.last_seq, l.events.len()), (10, 11, 2));
+        assert_eq!((r.first_seq, r.last_seq, r.events.len()), (12, 13, 2));
+    }
+}

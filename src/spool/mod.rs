@@ -1,0 +1,753 @@
+//! The durable spool: every click event, on disk, until every sink has delivered it.
+//!
+//! # Design
+//!
+//! One writer (the pipeline thread) appends; one reader per sink follows at its own pace.
+//!
+//! **Files.** `spool_dir/` holds:
+//! - `spool.id`: eight hex digits drawn when the spool is created (part of S3 keys and webhook ids).
+//! - `<first seq, 20 digits>.seg`: segment files. A segment starts with the 8-byte magic
+//!   `CLKSPL01`, then records back to back. The writer starts a new segment past
+//!   `[spool] segment_max_bytes`.
+//! - `<sink>.cursor`: one per sink, JSON: the next sequence number to deliver, its byte position,
+//!   and the `pending` batch bounds (see below). Written to a temporary file, synced and renamed.
+//! - `dead-letter/<sink>.ndjson`: events a destination rejected (written by the sink driver).
+//!
+//! **Records.** `[len: u32 LE][crc32: u32 LE][body: len bytes]`, with the body
+//! `[seq: u64][click time: i64 µs][flags: u8][workspace: u16 len + bytes][domain: u16 len + bytes]
+//! [event JSON]`. The CRC (crc32fast, IEEE) covers the body. Sequence numbers start at 1 and
+//! grow by one per record across segments; a segment's name is its first sequence number.
+//! The metadata before the JSON lets sinks filter (humans only, workspaces, domains) and
+//! partition by click hour without parsing JSON.
+//!
+//! **Durability.** Appends go to a buffer; [`SpoolWriter::flush`] writes it out and `fdatasync`s
+//! the segment every `[spool] flush_interval` (default 200 ms) and on shutdown, then publishes
+//! the new *durable sequence* ([`Spool::durable_seq`], a metric). Readers never read past it.
+//! So a crash (`kill -9`, power loss) loses at most the events of the last flush interval;
+//! SIGTERM loses none.
+//!
+//! **Recovery.** On open, the last segment is read record by record; a torn or corrupt tail (a
+//! short record or a CRC mismatch) is cut off with a warning, never a panic. A corrupt record in
+//! an older segment makes readers skip the rest of that segment, with a warning.
+//!
+//! **Cursors and deletion.** Each sink acknowledges delivered batches ([`Spool::ack`]); a segment
+//! is deleted once every configured sink's cursor is past it. Delivery is at least once: a crash
+//! between a delivery and its acknowledgement redelivers that batch (receivers de-duplicate by
+//! event `id`).
+//!
+//! **Pending batches.** Before a sink sends a batch it records the batch's sequence bounds in its
+//! cursor ([`Spool::set_pending`], synced). After a crash the same bounds are replayed first, so
+//! an S3 object is rebuilt under the same key and a webhook retry carries the same
+//! `webhook-id`, instead of a differently cut duplicate.
+//!
+//! **Budgets.** Each sink has a disk budget (`spool_max_bytes`): the bytes from its cursor to the
+//! head. After each flush, a sink over budget has its cursor moved to the start of its next
+//! segment, dropping its *oldest* undelivered events (counted exactly, by reading the skipped
+//! range), so the files can actually be deleted. The granularity is one segment: keep the budget
+//! several times `segment_max_bytes`.
+//!
+//! **Locking.** One `std::sync::Mutex` guards the segment list and the cursors; it is taken by
+//! the pipeline thread once per flush and by sink drivers once per batch, never on the request
+//! path, and never held across network I/O.
+
+mod reader;
+
+pub use reader::SpoolReader;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::metrics::SinkMetrics;
+
+/// First bytes of every segment file.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"CLKSPL01";
+/// Length of the `[len][crc]` record header.
+const RECORD_HEADER_LEN: usize = 8;
+/// Fixed part of a record body before the variable strings.
+const BODY_FIXED_LEN: usize = 8 + 8 + 1;
+/// Largest record body accepted when reading; a length beyond it is corruption.
+const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+/// Write buffer of the segment writer.
+const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+const FLAG_BOT: u8 = 1;
+
+/// Why the spool could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// A file operation failed; the message names the path.
+    #[error("{path}: {source}")]
+    Io {
+        /// File or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What sinks filter and partition on, stored beside each event.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordMeta<'a> {
+    /// Click time, unix microseconds.
+    pub time_micros: i64,
+    /// Classified as a bot.
+    pub bot: bool,
+    /// Workspace id of the link.
+    pub workspace: &'a str,
+    /// Domain of the link.
+    pub domain: &'a str,
+}
+
+/// One event read back from the spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Sequence number.
+    pub seq: u64,
+    /// Click time, unix microseconds.
+    pub time_micros: i64,
+    /// Classified as a bot.
+    pub bot: bool,
+    /// Workspace id.
+    pub workspace: String,
+    /// Domain.
+    pub domain: String,
+    /// The event, one JSON object.
+    pub json: Vec<u8>,
+}
+
+/// A sink's filters: which events it takes.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Skip bots.
+    pub humans_only: bool,
+    /// Only these workspaces (empty: all).
+    pub workspaces: HashSet<String>,
+    /// Only these domains (empty: all).
+    pub domains: HashSet<String>,
+}
+
+impl Filter {
+    /// True when the sink takes an event with this metadata.
+    pub fn matches(&self, bot: bool, workspace: &str, domain: &str) -> bool {
+        !(self.humans_only && bot)
+            && (self.workspaces.is_empty() || self.workspaces.contains(workspace))
+            && (self.domains.is_empty() || self.domains.contains(domain))
+    }
+}
+
+/// A sink as the spool knows it.
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    /// Name (cursor file name).
+    pub name: String,
+    /// Disk budget in bytes.
+    pub budget_bytes: u64,
+    /// Filters.
+    pub filter: Filter,
+    /// Counters.
+    pub metrics: Arc<SinkMetrics>,
+}
+
+/// Where a reader stands: the next sequence number and its byte position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Next sequence number to read.
+    pub next_seq: u64,
+    /// First sequence of the segment holding it.
+    pub segment: u64,
+    /// Byte offset of it in that segment.
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CursorFile {
+    #[serde(flatten)]
+    position: Position,
+    pending: Option<(u64, u64)>,
+}
+
+#[derive(Debug)]
+struct SinkCursor {
+    spec: SinkSpec,
+    position: Position,
+    pending: Option<(u64, u64)>,
+    /// Bumped when the budget moves the cursor under the reader's feet.
+    epoch: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    /// First sequence → size in bytes, for every segment on disk; the last is the head.
+    segments: BTreeMap<u64, u64>,
+    sinks: Vec<SinkCursor>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    id: String,
+    state: Mutex<State>,
+    durable: watch::Sender<u64>,
+}
+
+/// Handle to an open spool, shared by the writer and every sink driver.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    shared: Arc<Shared>,
+}
+
+/// The appending end; owned by the pipeline thread.
+pub struct SpoolWriter {
+    spool: Spool,
+    segment_max_bytes: u64,
+    file: BufWriter<File>,
+    segment_first: u64,
+    segment_bytes: u64,
+    next_seq: u64,
+    buf: Vec<u8>,
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.seg"))
+}
+
+fn cursor_path(dir: &Path, sink: &str) -> PathBuf {
+    dir.join(format!("{sink}.cursor"))
+}
+
+/// Encodes one record (header and body) into `out`.
+pub fn encode_record(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, json: &[u8]) {
+    let ws = &meta.workspace.as_bytes()[..meta.workspace.len().min(u16::MAX as usize)];
+    let dom = &meta.domain.as_bytes()[..meta.domain.len().min(u16::MAX as usize)];
+    let body_len = BODY_FIXED_LEN + 2 + ws.len() + 2 + dom.len() + json.len();
+    let start = out.len();
+    out.extend_from_slice(&(body_len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&meta.time_micros.to_le_bytes());
+    out.push(if meta.bot { FLAG_BOT } else { 0 });
+    out.extend_from_slice(&(ws.len() as u16).to_le_bytes());
+    out.extend_from_slice(ws);
+    out.extend_from_slice(&(dom.len() as u16).to_le_bytes());
+    out.extend_from_slice(dom);
+    out.extend_from_slice(json);
+    let crc = crc32fast::hash(&out[start + RECORD_HEADER_LEN..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Result of decoding the bytes at a position.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// A whole, valid record and its encoded length.
+    Record(Record, usize),
+    /// Not enough bytes yet (end of data, or a record still being written).
+    Incomplete,
+    /// A record whose length or checksum is wrong.
+    Corrupt(&'static str),
+}
+
+/// Decodes the record at the start of `data`.
+pub fn decode_record(data: &[u8]) -> Decoded {
+    if data.len() < RECORD_HEADER_LEN {
+        return Decoded::Incomplete;
+    }
+    let len = u32::from_le_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(data[4..8].try_into().expect("4 bytes"));
+    if !(BODY_FIXED_LEN + 4..=MAX_RECORD_BYTES).contains(&len) {
+        return Decoded::Corrupt("impossible record length");
+    }
+    let Some(body) = data.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len) else {
+        return Decoded::Incomplete;
+    };
+    if crc32fast::hash(body) != crc {
+        return Decoded::Corrupt("checksum mismatch");
+    }
+    let seq = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
+    let time_micros = i64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
+    let bot = body[16] & FLAG_BOT != 0;
+    let mut at = BODY_FIXED_LEN;
+    let string = |at: &mut usize| -> Option<String> {
+        let n = u16::from_le_bytes(body.get(*at..*at + 2)?.try_into().ok()?) as usize;
+        let s = body.get(*at + 2..*at + 2 + n)?;
+        *at += 2 + n;
+        Some(String::from_utf8_lossy(s).into_owned())
+    };
+    let (Some(workspace), Some(domain)) = (string(&mut at), string(&mut at)) else {
+        return Decoded::Corrupt("metadata overruns the record");
+    };
+    Decoded::Record(
+        Record {
+            seq,
+            time_micros,
+            bot,
+            workspace,
+            domain,
+            json: body[at..].to_vec(),
+        },
+        RECORD_HEADER_LEN + len,
+    )
+}
+
+fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_data()?;
+        }
+    }
+    fs::rename(&tmp, path)
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes a new or renamed file's directory entry durable; failure only weakens crash safety
+    // on exotic filesystems, so it is logged, not fatal.
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!(dir = %dir.display(), error = %e, "directory sync failed");
+    }
+}
+
+/// Reads a segment and returns the byte length of its valid prefix and the last valid sequence.
+fn scan_segment(path: &Path) -> Result<(u64, Option<u64>, Option<&'static str>), SpoolError> {
+    let mut data = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(io_err(path))?;
+    if data.len() < SEGMENT_MAGIC.len() || &data[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
+        return Ok((0, None, Some("missing segment header")));
+    }
+    let mut at = SEGMENT_MAGIC.len();
+    let mut last = None;
+    loop {
+        match decode_record(&data[at..]) {
+            Decoded::Record(r, n) => {
+                last = Some(r.seq);
+                at += n;
+            }
+            Decoded::Incomplete if at == data.len() => return Ok((at as u64, last, None)),
+            Decoded::Incomplete => return Ok((at as u64, last, Some("torn record at the end"))),
+            Decoded::Corrupt(why) => return Ok((at as u64, last, Some(why))),
+        }
+    }
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, recovering from a crash, and returns the shared
+    /// handle and the writer.
+    pub fn open(dir: &Path, segment_max_bytes: u64, sinks: Vec<SinkSpec>) -> Result<(Spool, SpoolWriter), SpoolError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let id_path = dir.join("spool.id");
+        let id = match fs::read_to_string(&id_path) {
+            Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => {
+                let id = format!("{:08x}", rand::random::<u32>());
+                write_atomically(&id_path, id.as_bytes(), true).map_err(io_err(&id_path))?;
+                sync_dir(dir);
+                id
+            }
+        };
+        let mut segments = BTreeMap::new();
+        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+            let entry = entry.map_err(io_err(dir))?;
+            let name = entry.file_name();
+            let Some(first) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".seg"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let len = entry.metadata().map_err(io_err(&entry.path()))?.len();
+            segments.insert(first, len);
+        }
+        // Recover the head: cut a torn or corrupt tail.
+        let mut next_seq = 1;
+        if let Some((&first, _)) = segments.iter().next_back() {
+            let path = segment_path(dir, first);
+            let (valid, last, problem) = scan_segment(&path)?;
+            if let Some(why) = problem {
+                tracing::warn!(segment = %path.display(), valid_bytes = valid, "spool: {why}; cutting the segment there");
+                let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+                let keep = valid.max(SEGMENT_MAGIC.len() as u64);
+                if valid < SEGMENT_MAGIC.len() as u64 {
+                    f.set_len(0).map_err(io_err(&path))?;
+                    (&f).write_all(SEGMENT_MAGIC).map_err(io_err(&path))?;
+                } else {
+                    f.set_len(keep).map_err(io_err(&path))?;
+                }
+                f.sync_all().map_err(io_err(&path))?;
+            }
+            let len = valid.max(SEGMENT_MAGIC.len() as u64);
+            segments.insert(first, len);
+            next_seq = last.map_or(first, |l| l + 1);
+        }
+        let head_first = match segments.iter().next_back() {
+            Some((&first, _)) => first,
+            None => {
+                let path = segment_path(dir, next_seq);
+                write_atomically(&path, SEGMENT_MAGIC, true).map_err(io_err(&path))?;
+                sync_dir(dir);
+                segments.insert(next_seq, SEGMENT_MAGIC.len() as u64);
+                next_seq
+            }
+        };
+        let oldest = *segments.keys().next().expect("at least the head segment");
+        let mut cursors = Vec::new();
+        for spec in sinks {
+            let path = cursor_path(dir, &spec.name);
+            let saved = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<CursorFile>(&b).ok());
+            let (mut position, pending) = match saved {
+                Some(c) => (c.position, c.pending),
+                // A new sink starts with the events that arrive from now on.
+                None => (
+                    Position {
+                        next_seq,
+                        segment: head_first,
+                        offset: segments[&head_first],
+                    },
+                    None,
+                ),
+            };
+            // A cursor pointing at a segment that is gone (or beyond the head after a lost tail)
+            // restarts at the oldest segment still on disk that can hold it.
+            if !segments.contains_key(&position.segment) || position.next_seq > next_seq {
+                let seq = position.next_seq.clamp(oldest, next_seq);
+                let seg = *segments.range(..=seq).next_back().map(|(k, _)| k).unwrap_or(&oldest);
+                position = Position {
+                    next_seq: seq.max(seg),
+                    segment: seg,
+                    offset: 0, // unknown: the reader scans from the segment start
+                };
+            }
+            cursors.push(SinkCursor {
+                spec,
+                position,
+                pending,
+                epoch: 0,
+            });
+        }
+        let head_path = segment_path(dir, head_first);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&head_path)
+            .map_err(io_err(&head_path))?;
+        let head_bytes = segments[&head_first];
+        let (durable, _) = watch::channel(next_seq - 1);
+        let spool = Spool {
+            shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                id,
+                state: Mutex::new(State {
+                    segments,
+                    sinks: cursors,
+                }),
+                durable,
+            }),
+        };
+        spool.collect_garbage();
+        let writer = SpoolWriter {
+            spool: spool.clone(),
+            segment_max_bytes,
+            file: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            segment_first: head_first,
+            segment_bytes: head_bytes,
+            next_seq,
+            buf: Vec::with_capacity(4096),
+        };
+        Ok((spool, writer))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The spool's id (eight hex digits, made with the spool).
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The last sequence number written through to disk.
+    pub fn durable_seq(&self) -> u64 {
+        *self.shared.durable.borrow()
+    }
+
+    /// Notified on every flush with the new durable sequence.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.durable.subscribe()
+    }
+
+    /// A reader for a sink, at its saved position.
+    pub fn reader(&self, sink: &str) -> Option<SpoolReader> {
+        let state = self.state();
+        let c = state.sinks.iter().find(|c| c.spec.name == sink)?;
+        Some(SpoolReader::new(self.clone(), c.spec.clone(), c.position, c.epoch))
+    }
+
+    /// The batch a sink recorded before sending, if it was not acknowledged.
+    pub fn pending(&self, sink: &str) -> Option<(u64, u64)> {
+        self.state().sinks.iter().find(|c| c.spec.name == sink)?.pending
+    }
+
+    /// Records (durably) the bounds of the batch a sink is about to send.
+    pub fn set_pending(&self, sink: &str, bounds: (u64, u64)) -> io::Result<()> {
+        let mut state = self.state();
+        let Some(c) = state.sinks.iter_mut().find(|c| c.spec.name == sink) else {
+            return Ok(());
+        };
+        c.pending = Some(bounds);
+        let file = CursorFile {
+            position: c.position,
+            pending: c.pending,
+        };
+        drop(state);
+        self.save_cursor(sink, &file, true)
+    }
+
+    /// Acknowledges delivery up to (excluding) `position`: the cursor moves, the pending batch
+    /// is cleared, and segments every sink has passed are deleted. Returns false when the
+    /// budget had already moved the cursor past this batch (its events were counted as dropped).
+    pub fn ack(&self, sink: &str, position: Position, epoch: u64) -> io::Result<bool> {
+        let mut state = self.state();
+        let Some(c) = state.sinks.iter_mut().find(|c| c.spec.name == sink) else {
+            return Ok(false);
+        };
+        if c.epoch != epoch {
+            return Ok(false);
+        }
+        c.position = position;
+        c.pending = None;
+        let file = CursorFile {
+            position,
+            pending: None,
+        };
+        drop(state);
+        self.save_cursor(sink, &file, false)?;
+        self.collect_garbage();
+        Ok(true)
+    }
+
+    /// The sink's current cursor epoch and position (the reader compares epochs to notice
+    /// budget drops).
+    pub fn cursor(&self, sink: &str) -> Option<(u64, Position)> {
+        let state = self.state();
+        let c = state.sinks.iter().find(|c| c.spec.name == sink)?;
+        Some((c.epoch, c.position))
+    }
+
+    fn save_cursor(&self, sink: &str, file: &CursorFile, sync: bool) -> io::Result<()> {
+        let path = cursor_path(&self.shared.dir, sink);
+        let bytes = serde_json::to_vec(file).map_err(io::Error::other)?;
+        write_atomically(&path, &bytes, sync)
+    }
+
+    /// Deletes segments that every sink has passed (never the head).
+    fn collect_garbage(&self) {
+        let mut state = self.state();
+        let min_next = state.sinks.iter().map(|c| c.position.next_seq).min();
+        let firsts: Vec<u64> = state.segments.keys().copied().collect();
+        let mut doomed = Vec::new();
+        for pair in firsts.windows(2) {
+            let (first, next_first) = (pair[0], pair[1]);
+            // Every record of `first` is below `next_first`.
+            if min_next.is_none_or(|m| m >= next_first) {
+                doomed.push(first);
+            } else {
+                break;
+            }
+        }
+        for first in doomed {
+            let path = segment_path(&self.shared.dir, first);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    state.segments.remove(&first);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    state.segments.remove(&first);
+                }
+                Err(e) => tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a delivered segment"),
+            }
+        }
+    }
+
+    /// Applies every sink's disk budget; returns the events dropped per sink.
+    pub fn enforce_budgets(&self) -> Vec<(String, u64)> {
+        let mut dropped = Vec::new();
+        let mut state = self.state();
+        let State { segments, sinks } = &mut *state;
+        let Some((&head, _)) = segments.iter().next_back() else {
+            return dropped;
+        };
+        for c in sinks.iter_mut() {
+            let undelivered = |p: &Position| -> u64 {
+                segments.range(p.segment..).map(|(_, b)| *b).sum::<u64>().saturating_sub(p.offset)
+            };
+            let mut bytes = undelivered(&c.position);
+            let mut lost = 0u64;
+            while bytes > c.spec.budget_bytes && c.position.segment != head {
+                let Some((&next, _)) = segments.range(c.position.segment + 1..).next() else {
+                    break;
+                };
+                lost += count_matching(&self.shared.dir, c.position, next, &c.spec.filter);
+                c.position = Position {
+                    next_seq: next,
+                    segment: next,
+                    offset: SEGMENT_MAGIC.len() as u64,
+                };
+                c.pending = None;
+                c.epoch += 1;
+                bytes = undelivered(&c.position);
+            }
+            c.spec.metrics.spool_bytes.set(bytes);
+            if lost > 0 {
+                c.spec.metrics.dropped.add(lost);
+                tracing::warn!(sink = %c.spec.name, events = lost, budget_bytes = c.spec.budget_bytes,
+                    "spool budget full: dropped the sink's oldest undelivered events");
+                let file = CursorFile {
+                    position: c.position,
+                    pending: None,
+                };
+                let path = cursor_path(&self.shared.dir, &c.spec.name);
+                if let Err(e) = serde_json::to_vec(&file)
+                    .map_err(io::Error::other)
+                    .and_then(|b| write_atomically(&path, &b, false))
+                {
+                    tracing::warn!(cursor = %path.display(), error = %e, "spool: cannot save cursor");
+                }
+                dropped.push((c.spec.name.clone(), lost));
+            }
+        }
+        drop(state);
+        self.collect_garbage();
+        dropped
+    }
+}
+
+/// Counts the events a sink would have taken from `from` up to the segment starting at `until`.
+fn count_matching(dir: &Path, from: Position, until: u64, filter: &Filter) -> u64 {
+    let path = segment_path(dir, from.segment);
+    let mut data = Vec::new();
+    if File::open(&path).and_then(|mut f| f.read_to_end(&mut data)).is_err() {
+        return until.saturating_sub(from.next_seq);
+    }
+    let mut at = SEGMENT_MAGIC.len().min(data.len());
+    let mut n = 0;
+    while let Decoded::Record(r, len) = decode_record(&data[at..]) {
+        at += len;
+        if r.seq >= from.next_seq && r.seq < until && filter.matches(r.bot, &r.workspace, &r.domain) {
+            n += 1;
+        }
+    }
+    n
+}
+
+impl SpoolWriter {
+    /// The shared handle.
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    /// Appends one event to the buffer and returns its sequence number. Not durable until the
+    /// next [`flush`](Self::flush).
+    pub fn append(&mut self, meta: RecordMeta<'_>, json: &[u8]) -> Result<u64, SpoolError> {
+        if self.segment_bytes >= self.segment_max_bytes {
+            self.roll()?;
+        }
+        let seq = self.next_seq;
+        self.buf.clear();
+        encode_record(&mut self.buf, seq, meta, json);
+        let path = || segment_path(&self.spool.shared.dir, self.segment_first);
+        self.file.write_all(&self.buf).map_err(|e| io_err(&path())(e))?;
+        self.segment_bytes += self.buf.len() as u64;
+        self.next_seq += 1;
+        let state = &mut *self.spool.state();
+        for c in &state.sinks {
+            if c.spec.filter.matches(meta.bot, meta.workspace, meta.domain) {
+                c.spec.metrics.appended.inc();
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Writes the buffer out, syncs the segment, publishes the durable sequence and applies the
+    /// sinks' budgets.
+    pub fn flush(&mut self) -> Result<u64, SpoolError> {
+        let durable = self.next_seq - 1;
+        if durable == *self.spool.shared.durable.borrow() {
+            return Ok(durable);
+        }
+        let path = segment_path(&self.spool.shared.dir, self.segment_first);
+        self.file.flush().map_err(io_err(&path))?;
+        self.file.get_ref().sync_data().map_err(io_err(&path))?;
+        self.spool
+            .state()
+            .segments
+            .insert(self.segment_first, self.segment_bytes);
+        self.spool.shared.durable.send_replace(durable);
+        self.spool.enforce_budgets();
+        Ok(durable)
+    }
+
+    /// Closes the head segment (synced) and starts a new one.
+    fn roll(&mut self) -> Result<(), SpoolError> {
+        self.flush()?;
+        let first = self.next_seq;
+        let path = segment_path(&self.spool.shared.dir, first);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.write_all(SEGMENT_MAGIC).map_err(io_err(&path))?;
+        file.sync_data().map_err(io_err(&path))?;
+        sync_dir(&self.spool.shared.dir);
+        file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
+        self.file = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        self.segment_first = first;
+        self.segment_bytes = SEGMENT_MAGIC.len() as u64;
+        self.spool.state().segments.insert(first, self.segment_bytes);
+        Ok(())
+    }
+}
+
+/// Per-sink undelivered bytes (for tests and the admin listener).
+pub fn undelivered_bytes(spool: &Spool) -> HashMap<String, u64> {
+    let state = spool.state();
+    state
+        .sinks
+        .iter()
+        .map(|c| {
+            let b = state
+                .segments
+                .range(c.position.segment..)
+                .map(|(_, b)| *b)
+                .sum::<u64>()
+                .saturating_sub(c.position.offset);
+            (c.spec.name.clone(), b)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

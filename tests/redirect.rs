@@ -1,0 +1,276 @@
+//! The hit path through the real server: statuses, headers, query merging, host routing,
+//! 404/405/400, robots, hostile requests, and reload while requests are running.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, raw, start};
+
+const LINKS: &str = "id,domain,slashtag,destination,status,creator_id,workspace_id,workspace_name,domain_id
+l1,brand.link,spring-sale,https://shop.example.com/spring?utm_source=x&utm_medium=y,,c1,w1,Brand,d1
+l2,brand.link,temp,https://shop.example.com/temp,302,c1,w1,Brand,d1
+l3,brand.link,Promo,https://shop.example.com/promo#top,307,c1,w1,Brand,d1
+l4,brand.link,caf\u{e9},https://shop.example.com/cafe,,c1,w1,Brand,d1
+l5,go.other.test,spring-sale,https://other.example.com/,,c2,w2,Other,d2
+l6,go.other.test,perm,https://other.example.com/perm,308,c2,w2,Other,d2
+l7,quiet.test,x,https://quiet.example.com/x?a=1,,c3,w3,Quiet,d3
+";
+
+const DOMAINS: &str = r#"
+[[domain]]
+name = "go.other.test"
+not_found_url = "https://other.example.com/missing"
+root_url = "https://other.example.com/home"
+robots_txt = "User-agent: *\nAllow: /\n"
+status = 302
+[[domain]]
+name = "quiet.test"
+forward_query = false
+cache_control = "public, max-age=5"
+case_insensitive = false
+"#;
+
+async fn get(url: &str, host: &str) -> reqwest::Response {
+    client().get(url).header("host", host).send().await.unwrap()
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn statuses_locations_and_cache_control() {
+    let t = start(LINKS, DOMAINS).await;
+    // (host, path, status, location, cache-control)
+    let cases = [
+        ("brand.link", "/spring-sale", 301, "https://shop.example.com/spring?utm_source=x&utm_medium=y", "private, max-age=90"),
+        ("brand.link", "/temp", 302, "https://shop.example.com/temp", "no-store"),
+        ("brand.link", "/Promo", 307, "https://shop.example.com/promo#top", "no-store"),
+        ("BRAND.LINK:8080", "/spring-sale", 301, "https://shop.example.com/spring?utm_source=x&utm_medium=y", "private, max-age=90"),
+        // Link without a status on a domain with `status = 302`.
+        ("go.other.test", "/spring-sale", 302, "https://other.example.com/", "no-store"),
+        ("go.other.test", "/perm", 308, "https://other.example.com/perm", "private, max-age=90"),
+        ("quiet.test", "/x", 301, "https://quiet.example.com/x?a=1", "public, max-age=5"),
+        // Percent-decoded slashtag.
+        ("brand.link", "/caf%C3%A9", 301, "https://shop.example.com/cafe", "private, max-age=90"),
+        // Case-insensitive fallback (on by default), off for quiet.test.
+        ("brand.link", "/SPRING-SALE", 301, "https://shop.example.com/spring?utm_source=x&utm_medium=y", "private, max-age=90"),
+        ("brand.link", "/promo", 307, "https://shop.example.com/promo#top", "no-store"),
+        // Unknown host: the default domain (brand.link).
+        ("unknown.example", "/temp", 302, "https://shop.example.com/temp", "no-store"),
+        // Misses and roots with configured fallbacks.
+        ("go.other.test", "/nope", 302, "https://other.example.com/missing", "no-store"),
+        ("go.other.test", "/", 302, "https://other.example.com/home", "no-store"),
+    ];
+    for (host, path, status, location, cc) in cases {
+        let r = get(&t.url(path), host).await;
+        assert_eq!(r.status().as_u16(), status, "{host}{path}");
+        assert_eq!(header(&r, "location"), location, "{host}{path}");
+        assert_eq!(header(&r, "cache-control"), cc, "{host}{path}");
+    }
+    let r = get(&t.url("/X"), "quiet.test").await;
+    assert_eq!(r.status(), 404, "case-insensitive fallback is off for quiet.test");
+}
+
+#[tokio::test]
+async fn query_parameters_are_merged_in_place() {
+    let t = start(LINKS, DOMAINS).await;
+    let cases = [
+        ("/spring-sale?utm_medium=z&ref=abc", "brand.link", "https://shop.example.com/spring?utm_source=x&utm_medium=z&ref=abc"),
+        ("/spring-sale?utm_source=a&utm_source=b", "brand.link", "https://shop.example.com/spring?utm_source=a&utm_source=b&utm_medium=y"),
+        ("/Promo?x=1", "brand.link", "https://shop.example.com/promo?x=1#top"),
+        ("/temp?", "brand.link", "https://shop.example.com/temp"),
+        // forward_query = false
+        ("/x?a=2&b=3", "quiet.test", "https://quiet.example.com/x?a=1"),
+    ];
+    for (path, host, want) in cases {
+        let r = get(&t.url(path), host).await;
+        assert_eq!(header(&r, "location"), want, "{host}{path}");
+    }
+}
+
+#[tokio::test]
+async fn misses_robots_methods_and_bad_requests() {
+    let t = start(LINKS, &format!("default_domain = \"\"\n{DOMAINS}")).await;
+    let c = client();
+    let r = get(&t.url("/nope"), "brand.link").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    assert!(r.text().await.unwrap().contains("Link not found"));
+    assert_eq!(get(&t.url("/"), "brand.link").await.status(), 404);
+    // Without a default domain, unknown hosts are 404.
+    assert_eq!(get(&t.url("/temp"), "unknown.example").await.status(), 404);
+
+    let r = get(&t.url("/robots.txt"), "brand.link").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "User-agent: *\nDisallow: /\n");
+    let r = get(&t.url("/robots.txt"), "go.other.test").await;
+    assert_eq!(r.text().await.unwrap(), "User-agent: *\nAllow: /\n");
+
+    let r = c.head(t.url("/temp")).header("host", "brand.link").send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(header(&r, "location"), "https://shop.example.com/temp");
+    for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+        let r = c
+            .request(method.parse().unwrap(), t.url("/temp"))
+            .header("host", "brand.link")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method}");
+        assert_eq!(header(&r, "allow"), "GET, HEAD", "{method}");
+    }
+
+    // No Host at all (HTTP/1.0 allows it): 400.
+    let answer = raw(t.node.addr, b"GET /temp HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.0 400") || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // A slashtag that is not UTF-8 once decoded: 400.
+    let answer = raw(t.node.addr, b"GET /%FF%FE HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // Garbage instead of a request line: 400 and the connection closes.
+    let answer = raw(t.node.addr, b"\x16\x03\x01\x02\x00garbage\r\n\r\n").await;
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // An absurd path is just a miss.
+    let long = format!("GET /{} HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n", "a".repeat(6000));
+    assert!(raw(t.node.addr, long.as_bytes()).await.starts_with("HTTP/1.1 404"));
+    // A head larger than max_header_bytes: 431.
+    let huge = format!("GET /temp HTTP/1.1\r\nHost: brand.link\r\nX-Big: {}\r\n\r\n", "b".repeat(40_000));
+    let answer = raw(t.node.addr, huge.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    let m = t.metrics().await;
+    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"not_found\"}"), 4);
+    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"robots\"}"), 2);
+    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"method_not_allowed\"}"), 5);
+    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"bad_request\"}"), 2);
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = start(LINKS, "header_read_timeout = \"300ms\"\nidle_timeout = \"5s\"").await;
+    let mut s = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
+    s.write_all(b"GET /temp HTTP/1.1\r\nHost: bra").await.unwrap();
+    let mut buf = Vec::new();
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(n.is_ok(), "connection must be closed by the server");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_after_the_idle_timeout() {
+    use tokio::io::AsyncReadExt;
+    let t = start(LINKS, "header_read_timeout = \"10s\"\nidle_timeout = \"300ms\"").await;
+    let mut s = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(n.is_ok(), "an idle connection must be closed by the server");
+}
+
+#[tokio::test]
+async fn connection_limit_holds_new_connections_back() {
+    use tokio::io::AsyncWriteExt;
+    let t = start(LINKS, "max_connections = 1").await;
+    // The first connection holds the only permit.
+    let mut first = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
+    first.write_all(b"GET /temp HTTP/1.1\r\nHost: brand.link\r\n\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The second is accepted by the kernel but not served while the first is open.
+    let second = tokio::spawn(raw(t.node.addr, b"GET /temp HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "second connection must wait for a permit");
+    drop(first);
+    let answer = second.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
+}
+
+#[tokio::test]
+async fn reload_under_load_never_shows_a_half_table() {
+    let t = start(LINKS, "").await;
+    let links_path = t.path("links.csv");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let url = t.url("/spring-sale");
+        let stop = stop.clone();
+        workers.push(tokio::spawn(async move {
+            let c = client();
+            let mut seen = std::collections::BTreeMap::<String, u32>::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = c.get(&url).header("host", "brand.link").send().await.unwrap();
+                assert_eq!(r.status(), 301);
+                *seen.entry(header(&r, "location")).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A valid new table, written aside and renamed over the old one: picked up by the watcher.
+    let new = LINKS.replace("https://shop.example.com/spring?", "https://shop.example.com/v2?");
+    let tmp = t.path("links.csv.new");
+    std::fs::write(&tmp, &new).unwrap();
+    std::fs::rename(&tmp, &links_path).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while common::metric(&t.metrics().await, "clickstream_reloads_total{result=\"ok\"}") < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "file change must trigger a reload");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut all = std::collections::BTreeMap::<String, u32>::new();
+    for w in workers {
+        for (k, v) in w.await.unwrap() {
+            *all.entry(k).or_default() += v;
+        }
+    }
+    let keys: Vec<&String> = all.keys().collect();
+    assert_eq!(
+        keys,
+        vec![
+            "https://shop.example.com/spring?utm_source=x&utm_medium=y",
+            "https://shop.example.com/v2?utm_source=x&utm_medium=y"
+        ],
+        "only the old and the new destination, never anything else"
+    );
+
+    // A table with errors keeps the current one.
+    std::fs::write(&links_path, "id,domain,slashtag,destination\nz,brand.link,spring-sale,htp://broken\n").unwrap();
+    let err = t.node.reload(false).await.unwrap_err().to_string();
+    assert!(err.contains("links.csv:2: destination 'htp://broken'"), "{err}");
+    let r = get(&t.url("/spring-sale"), "brand.link").await;
+    assert_eq!(header(&r, "location"), "https://shop.example.com/v2?utm_source=x&utm_medium=y");
+
+    // A valid table that drops most links is refused, unless forced.
+    std::fs::write(&links_path, "id,domain,slashtag,destination\nz,brand.link,only,https://e.example/\n").unwrap();
+    let err = t.node.reload(false).await.unwrap_err().to_string();
+    assert!(err.contains("would drop 86%"), "{err}");
+    assert_eq!(get(&t.url("/temp"), "brand.link").await.status(), 302);
+    let summary = t.node.reload(true).await.unwrap();
+    assert_eq!((summary.previous, summary.links), (7, 1));
+    assert_eq!(get(&t.url("/temp"), "brand.link").await.status(), 404);
+    assert_eq!(get(&t.url("/only"), "brand.link").await.status(), 301);
+}
+
+#[tokio::test]
+async fn prefetches_are_answered_but_not_clicks() {
+    let t = start(LINKS, "").await;
+    let c = client();
+    let r = c
+        .get(t.url("/temp"))
+        .header("host", "brand.link")
+        .header("sec-purpose", "prefetch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let r = c.get(t.url("/temp")).header("host", "brand.link").send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let events = t.wait_for_events(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(t.file_events().len(), 1, "{events:?}");
+    let m = t.metrics().await;
+    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"prefetch\"}"), 1);
+    assert_eq!(common::metric(&m, "clickstream_redirects_total{status=\"302\"}"), 2);
+}
