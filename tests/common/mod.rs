@@ -2,6 +2,8 @@
 //! HTTP client that never follows redirects, and small helpers to wait for events on disk.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
