@@ -2,6 +2,7 @@
 //! HTTP client that never follows redirects, and small helpers to wait for events on disk.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod receiver;
 
 use std::path::{Path, PathBuf};

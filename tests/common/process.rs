@@ -1,0 +1,93 @@
+//! The real `clickstream` binary as a child process, with its bound addresses read from its
+//! JSON start-up log line.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl Process {
+    /// Starts `clickstream serve --config <config>` in `dir` with extra environment variables.
+    pub fn start(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Process {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clickstream"));
+        cmd.args(["--log-format", "json", "serve", "--config"])
+            .arg(config)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent
+                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let (Some(l), Some(a)) = (v["fields"]["listen"].as_str(), v["fields"]["admin"].as_str())
+                {
+                    let _ = tx.send((l.parse::<SocketAddr>().unwrap(), a.parse::<SocketAddr>().unwrap()));
+                    sent = true;
+                }
+                if std::env::var_os("CLICKSTREAM_TEST_LOGS").is_some() {
+                    eprintln!("[child] {line}");
+                }
+            }
+        });
+        let (addr, admin) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the binary logs its addresses at start-up");
+        Process { child, addr, admin }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        super::client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
