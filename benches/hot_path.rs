@@ -1,0 +1,165 @@
+//! Micro-benchmarks of the per-request and per-click work:
+//!
+//! - `lookup/<n>`: host + slashtag lookup in a table of 1k, 100k and 1M links;
+//! - `handle/redirect`: `Router::handle` for a hit, response and click hand-off included;
+//! - `enrich/cached_ua` and `enrich/cold_ua`: building one click event (UA cache hit / miss);
+//! - `encode/json`: serializing one event;
+//! - `spool/append`: appending one encoded event to the spool (buffered; flushed every 1,000).
+//!
+//! Run: `cargo bench --bench hot_path` (add `-- --quick` for a short run).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Request;
+
+use clickstream::click::{ClickQueue, Hit, HitHeaders};
+use clickstream::config::Config;
+use clickstream::enrich::geo::GeoDb;
+use clickstream::enrich::session::SessionTracker;
+use clickstream::enrich::{EnrichLists, Enricher};
+use clickstream::links::LinkTable;
+use clickstream::metrics::Metrics;
+use clickstream::redirect::Router;
+use clickstream::spool::{RecordMeta, Spool};
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+fn table(n: usize) -> LinkTable {
+    let mut csv = String::from("id,domain,slashtag,destination,workspace_id\n");
+    for i in 0..n {
+        let domain = ["brand.link", "go.northwind.shop", "rbl.ink"][i % 3];
+        csv.push_str(&format!(
+            "{i:032x},{domain},tag-{i:x},https://www.example.com/p/{i}?utm_source=bench&utm_medium=email,w{}\n",
+            i % 50
+        ));
+    }
+    let c = Config::embedded_default();
+    LinkTable::from_csv(&csv, &c.server, &c.domains).unwrap()
+}
+
+fn lookups(c: &mut Criterion) {
+    for n in [1_000usize, 100_000, 1_000_000] {
+        let t = table(n);
+        let keys: Vec<(String, &str)> = (0..1024)
+            .map(|i| {
+                let i = (i * 7919) % n;
+                (format!("tag-{i:x}"), ["brand.link", "go.northwind.shop", "rbl.ink"][i % 3])
+            })
+            .collect();
+        let mut k = 0;
+        c.bench_function(&format!("lookup/{n}"), |b| {
+            b.iter(|| {
+                let (tag, host) = &keys[k & 1023];
+                k += 1;
+                black_box(t.domain_for_host(host).and_then(|d| d.lookup(tag)).is_some())
+            })
+        });
+    }
+}
+
+fn handle(c: &mut Criterion) {
+    let metrics = Arc::new(Metrics::default());
+    let (queue, rx) = ClickQueue::bounded(1 << 16, metrics.clone());
+    // A consumer keeps the queue from filling up, as the pipeline thread does.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    let router = Router::new(Arc::new(ArcSwap::from_pointee(table(100_000))), queue, metrics);
+    let req = Request::get("/tag-1f")
+        .header("host", "brand.link")
+        .header("user-agent", CHROME)
+        .header("accept-language", "en-US,en;q=0.9")
+        .header("referer", "https://www.google.com/")
+        .body(())
+        .unwrap();
+    let peer = "127.0.0.1".parse().unwrap();
+    c.bench_function("handle/redirect", |b| b.iter(|| black_box(router.handle(&req, peer).status())));
+    let with_query = Request::get("/tag-1f?utm_source=override&x=1").header("host", "brand.link").body(()).unwrap();
+    c.bench_function("handle/redirect_with_query", |b| {
+        b.iter(|| black_box(router.handle(&with_query, peer).status()))
+    });
+}
+
+fn enricher() -> Enricher {
+    let c = Config::embedded_default();
+    Enricher::new(
+        Arc::new(ArcSwap::from_pointee(EnrichLists::load(&c.server).unwrap())),
+        Arc::new(GeoDb::embedded()),
+        Default::default(),
+        Arc::new(SessionTracker::new(c.session.idle_timeout, c.session.max_entries)),
+        Arc::new(Metrics::default()),
+    )
+}
+
+fn hit(t: &LinkTable, ua: &str, peer: &str) -> Hit {
+    let link = t.domain_for_host("brand.link").unwrap().lookup("tag-0").unwrap().clone();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("user-agent", ua.parse().unwrap());
+    headers.insert("accept-language", "pt-BR,pt;q=0.9".parse().unwrap());
+    headers.insert("referer", "http://m.facebook.com/".parse().unwrap());
+    Hit {
+        time: SystemTime::now(),
+        location: link.location.clone(),
+        link,
+        peer: peer.parse().unwrap(),
+        head: false,
+        headers: HitHeaders::capture(&headers),
+    }
+}
+
+fn enrich(c: &mut Criterion) {
+    let t = table(1_000);
+    let mut e = enricher();
+    let cached = hit(&t, CHROME, "200.147.67.142");
+    c.bench_function("enrich/cached_ua", |b| b.iter(|| black_box(e.enrich(&cached))));
+    // A distinct user agent per iteration: always a cache miss.
+    let uas: Vec<String> = (0..4096).map(|i| format!("{CHROME} Bench/{i}")).collect();
+    let hits: Vec<Hit> = uas.iter().map(|ua| hit(&t, ua, "200.147.67.142")).collect();
+    let mut e = enricher();
+    let mut i = 0;
+    c.bench_function("enrich/cold_ua", |b| {
+        b.iter(|| {
+            i += 1;
+            if i % 4096 == 0 {
+                e = enricher(); // start cold again
+            }
+            black_box(e.enrich(&hits[i % 4096]))
+        })
+    });
+    let event = enricher().enrich(&cached);
+    let mut buf = Vec::with_capacity(2048);
+    c.bench_function("encode/json", |b| {
+        b.iter(|| {
+            buf.clear();
+            serde_json::to_writer(&mut buf, black_box(&event)).unwrap();
+            black_box(buf.len())
+        })
+    });
+}
+
+fn spool(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_spool, mut w) = Spool::open(dir.path(), 8 << 20, Vec::new()).unwrap();
+    let json = serde_json::to_vec(&enricher().enrich(&hit(&table(10), CHROME, "200.147.67.142"))).unwrap();
+    let meta = RecordMeta {
+        time_micros: 1_700_000_000_000_000,
+        bot: false,
+        workspace: "w1",
+        domain: "brand.link",
+    };
+    let mut n = 0u64;
+    c.bench_function("spool/append", |b| {
+        b.iter(|| {
+            n += 1;
+            w.append(meta, &json).unwrap();
+            if n % 1000 == 0 {
+                w.flush().unwrap();
+            }
+        })
+    });
+}
+
+criterion_group!(benches, lookups, handle, enrich, spool);
+criterion_main!(benches);
