@@ -26,7 +26,8 @@ use clickstream::metrics::Metrics;
 use clickstream::redirect::Router;
 use clickstream::spool::{RecordMeta, Spool};
 
-const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const CHROME: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 fn table(n: usize) -> LinkTable {
     let mut csv = String::from("id,domain,slashtag,destination,workspace_id\n");
@@ -47,7 +48,10 @@ fn lookups(c: &mut Criterion) {
         let keys: Vec<(String, &str)> = (0..1024)
             .map(|i| {
                 let i = (i * 7919) % n;
-                (format!("tag-{i:x}"), ["brand.link", "go.northwind.shop", "rbl.ink"][i % 3])
+                (
+                    format!("tag-{i:x}"),
+                    ["brand.link", "go.northwind.shop", "rbl.ink"][i % 3],
+                )
             })
             .collect();
         let mut k = 0;
@@ -75,8 +79,13 @@ fn handle(c: &mut Criterion) {
         .body(())
         .unwrap();
     let peer = "127.0.0.1".parse().unwrap();
-    c.bench_function("handle/redirect", |b| b.iter(|| black_box(router.handle(&req, peer).status())));
-    let with_query = Request::get("/tag-1f?utm_source=override&x=1").header("host", "brand.link").body(()).unwrap();
+    c.bench_function("handle/redirect", |b| {
+        b.iter(|| black_box(router.handle(&req, peer).status()))
+    });
+    let with_query = Request::get("/tag-1f?utm_source=override&x=1")
+        .header("host", "brand.link")
+        .body(())
+        .unwrap();
     c.bench_function("handle/redirect_with_query", |b| {
         b.iter(|| black_box(router.handle(&with_query, peer).status()))
     });
@@ -94,7 +103,12 @@ fn enricher() -> Enricher {
 }
 
 fn hit(t: &LinkTable, ua: &str, peer: &str) -> Hit {
-    let link = t.domain_for_host("brand.link").unwrap().lookup("tag-0").unwrap().clone();
+    let link = t
+        .domain_for_host("brand.link")
+        .unwrap()
+        .lookup("tag-0")
+        .unwrap()
+        .clone();
     let mut headers = http::HeaderMap::new();
     headers.insert("user-agent", ua.parse().unwrap());
     headers.insert("accept-language", "pt-BR,pt;q=0.9".parse().unwrap());
@@ -118,11 +132,11 @@ fn enrich(c: &mut Criterion) {
     let uas: Vec<String> = (0..4096).map(|i| format!("{CHROME} Bench/{i}")).collect();
     let hits: Vec<Hit> = uas.iter().map(|ua| hit(&t, ua, "200.147.67.142")).collect();
     let mut e = enricher();
-    let mut i = 0;
+    let mut i = 0usize;
     c.bench_function("enrich/cold_ua", |b| {
         b.iter(|| {
             i += 1;
-            if i % 4096 == 0 {
+            if i.is_multiple_of(4096) {
                 e = enricher(); // start cold again
             }
             black_box(e.enrich(&hits[i % 4096]))
@@ -154,7 +168,7 @@ fn spool(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             w.append(meta, &json).unwrap();
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 w.flush().unwrap();
             }
         })

@@ -91,7 +91,11 @@ pub fn handle<B>(state: &AdminState, req: &Request<B>) -> Response<Full<Bytes>> 
         }
         _ => match path.strip_prefix("/links/").and_then(|rest| rest.split_once('/')) {
             Some((domain, slashtag)) => link(state, domain, slashtag),
-            None => text(StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /healthz, /readyz or /links/<domain>/<slashtag>\n"),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found: try /metrics, /healthz, /readyz or /links/<domain>/<slashtag>\n",
+            ),
         },
     }
 }

@@ -160,7 +160,10 @@ impl Node {
 
         // Pipeline thread.
         let (queue, rx) = ClickQueue::bounded(server_config.click_queue_events, metrics.clone());
-        let sessions = Arc::new(SessionTracker::new(config.session.idle_timeout, config.session.max_entries));
+        let sessions = Arc::new(SessionTracker::new(
+            config.session.idle_timeout,
+            config.session.max_entries,
+        ));
         let enricher = Enricher::new(
             lists.clone(),
             Arc::new(geo),
@@ -186,12 +189,13 @@ impl Node {
                 addr: server_config.listen,
                 source,
             })?;
-        let admin_listener = TcpListener::bind(server_config.admin_listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: server_config.admin_listen,
-                source,
-            })?;
+        let admin_listener =
+            TcpListener::bind(server_config.admin_listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: server_config.admin_listen,
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: server_config.listen,
             source,
@@ -232,8 +236,9 @@ impl Node {
                 SinkKind::File { dir } => tokio::spawn(sink::run(FileSink::new(dir.clone()), ctx)),
                 SinkKind::Webhook(w) => {
                     let prefix = format!("msg_{}_{}", server_config.node_id, spool.id());
-                    let hook = WebhookSink::new(w.clone(), prefix)
-                        .map_err(|e| StartError::Setup(format!("[[sink]] {}: cannot build the HTTP client: {e}", s.name)))?;
+                    let hook = WebhookSink::new(w.clone(), prefix).map_err(|e| {
+                        StartError::Setup(format!("[[sink]] {}: cannot build the HTTP client: {e}", s.name))
+                    })?;
                     tokio::spawn(sink::run(hook, ctx))
                 }
                 SinkKind::S3(c) => {
@@ -296,6 +301,9 @@ impl Node {
             }
         }
         let left: u64 = self.spool.durable_seq();
-        tracing::info!(durable_seq = left, "stopped; undelivered events stay in the spool for the next start");
+        tracing::info!(
+            durable_seq = left,
+            "stopped; undelivered events stay in the spool for the next start"
+        );
     }
 }

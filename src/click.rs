@@ -336,9 +336,8 @@ impl Destination {
 
 /// Formats a time as the event's timestamps: UTC, RFC 3339, microseconds, `Z`.
 pub fn format_timestamp(t: SystemTime) -> String {
-    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
+    const FORMAT: &[time::format_description::FormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     time::OffsetDateTime::from(t)
         .format(FORMAT)
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000000Z".to_string())
@@ -365,12 +364,17 @@ mod tests {
 
     #[test]
     fn destination_parts_and_ordered_query() {
-        let d = Destination::from_location("https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=customersuccess&utm_source=x");
+        let d = Destination::from_location(
+            "https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=customersuccess&utm_source=x",
+        );
         assert_eq!(d.protocol, "https");
         assert_eq!(d.hostname, "www.yourdestination.com");
         assert_eq!(d.path, "/");
         let json = serde_json::to_string(&d.params).unwrap();
-        assert_eq!(json, r#"{"query":{"utm_source":["cs_facebook_post","x"],"utm_medium":["customersuccess"]}}"#);
+        assert_eq!(
+            json,
+            r#"{"query":{"utm_source":["cs_facebook_post","x"],"utm_medium":["customersuccess"]}}"#
+        );
     }
 
     #[test]

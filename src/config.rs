@@ -423,7 +423,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "mib" | "m" => 1 << 20,
         "gb" => 1_000_000_000,
         "gib" | "g" => 1 << 30,
-        _ => return Err(format!("'{text}' has an unknown size unit (use B, KB, MB, GB, KiB, MiB or GiB)")),
+        _ => {
+            return Err(format!(
+                "'{text}' has an unknown size unit (use B, KB, MB, GB, KiB, MiB or GiB)"
+            ));
+        }
     };
     n.checked_mul(mult).ok_or_else(|| format!("'{text}' is too large"))
 }
@@ -604,7 +608,9 @@ fn positive(value: Option<usize>, default: usize, key: &str, errors: &mut Vec<St
 fn socket_addr(value: Option<String>, default: &str, key: &str, errors: &mut Vec<String>) -> SocketAddr {
     let text = value.unwrap_or_else(|| default.to_string());
     text.parse().unwrap_or_else(|_| {
-        errors.push(format!("{key}: '{text}' is not an address (write it like \"127.0.0.1:8080\" or \"[::]:80\")"));
+        errors.push(format!(
+            "{key}: '{text}' is not an address (write it like \"127.0.0.1:8080\" or \"[::]:80\")"
+        ));
         default.parse().expect("default address")
     })
 }
@@ -701,8 +707,18 @@ fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
             "[server] max_connections",
             errors,
         ),
-        click_queue_events: positive(raw.click_queue, DEFAULT_CLICK_QUEUE_EVENTS, "[server] click_queue", errors),
-        shutdown_grace: duration(raw.shutdown_grace, DEFAULT_SHUTDOWN_GRACE, "[server] shutdown_grace", errors),
+        click_queue_events: positive(
+            raw.click_queue,
+            DEFAULT_CLICK_QUEUE_EVENTS,
+            "[server] click_queue",
+            errors,
+        ),
+        shutdown_grace: duration(
+            raw.shutdown_grace,
+            DEFAULT_SHUTDOWN_GRACE,
+            "[server] shutdown_grace",
+            errors,
+        ),
         cache_control_permanent: cache_permanent,
         cache_control_temporary: cache_temporary,
     }
@@ -714,9 +730,7 @@ pub fn check_redirect_url(text: &str) -> Result<url::Url, String> {
         return Err(format!("{text:?} contains control characters"));
     }
     match url::Url::parse(text) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
-            Ok(u)
-        }
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(u),
         Ok(_) => Err(format!("'{text}' is not an http(s) URL")),
         Err(e) => Err(format!("'{text}' is not an absolute http(s) URL ({e})")),
     }
@@ -726,7 +740,9 @@ pub fn check_redirect_url(text: &str) -> Result<url::Url, String> {
 pub fn check_status(code: u16) -> Result<StatusCode, String> {
     match code {
         301 | 302 | 307 | 308 => Ok(StatusCode::from_u16(code).expect("valid status")),
-        _ => Err(format!("status {code} is not a redirect status (use 301, 302, 307 or 308)")),
+        _ => Err(format!(
+            "status {code} is not a redirect status (use 301, 302, 307 or 308)"
+        )),
     }
 }
 
@@ -829,11 +845,23 @@ fn validate_sinks(raw: Vec<RawSink>, errors: &mut Vec<String>) -> Vec<SinkConfig
             humans_only: s.humans_only,
             workspaces: s.workspaces.iter().cloned().collect(),
             domains: s.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
-            retry_initial: duration(s.retry_initial.clone(), DEFAULT_RETRY_INITIAL, &format!("{label} retry_initial"), errors),
-            retry_max: duration(s.retry_max.clone(), DEFAULT_RETRY_MAX, &format!("{label} retry_max"), errors),
+            retry_initial: duration(
+                s.retry_initial.clone(),
+                DEFAULT_RETRY_INITIAL,
+                &format!("{label} retry_initial"),
+                errors,
+            ),
+            retry_max: duration(
+                s.retry_max.clone(),
+                DEFAULT_RETRY_MAX,
+                &format!("{label} retry_max"),
+                errors,
+            ),
         };
         if common.retry_initial.is_zero() || common.retry_max < common.retry_initial {
-            errors.push(format!("{label} retry_initial: must be more than zero and at most retry_max"));
+            errors.push(format!(
+                "{label} retry_initial: must be more than zero and at most retry_max"
+            ));
         }
         let kind = match type_name.as_str() {
             "file" => Some(SinkKind::File {
@@ -910,7 +938,12 @@ fn webhook(s: &RawSink, label: &str, errors: &mut Vec<String>) -> Option<Webhook
             .ok()
     });
     let key = secret(s.key.as_deref().unwrap_or(""), &format!("{label} key"), errors);
-    let timeout = duration(s.timeout.clone(), Duration::from_secs(10), &format!("{label} timeout"), errors);
+    let timeout = duration(
+        s.timeout.clone(),
+        Duration::from_secs(10),
+        &format!("{label} timeout"),
+        errors,
+    );
     Some(WebhookConfig {
         url: url?,
         method,
@@ -1043,7 +1076,9 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let SinkKind::Webhook(w) = &c.sinks[0].kind else { panic!() };
+        let SinkKind::Webhook(w) = &c.sinks[0].kind else {
+            panic!()
+        };
         assert_eq!(w.key.0, path);
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
@@ -1063,7 +1098,14 @@ mod tests {
     #[test]
     fn redirect_urls() {
         assert!(check_redirect_url("https://example.com/x?y=1").is_ok());
-        for bad in ["htp://x", "/relative", "mailto:a@b.c", "https://exa\nmple.com/", "javascript:alert(1)", ""] {
+        for bad in [
+            "htp://x",
+            "/relative",
+            "mailto:a@b.c",
+            "https://exa\nmple.com/",
+            "javascript:alert(1)",
+            "",
+        ] {
             assert!(check_redirect_url(bad).is_err(), "{bad:?}");
         }
     }

@@ -13,13 +13,19 @@
 //! slashtag is stored once (it is the key), and the destination is stored once, as the `Location`
 //! value itself. The README states the measured cost per link.
 
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::{Borrow, Cow};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+/// Maps of the table use foldhash: several times faster than SipHash on short keys, still seeded
+/// per process, which keeps a slashtag flood from degrading lookups.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 
@@ -64,7 +70,7 @@ pub struct Workspace {
 #[derive(Debug)]
 pub struct Link {
     /// `route.id`
-    pub id: Box<str>,
+    pub id: Arc<str>,
     /// `route.slashtag`, exactly as in the table.
     pub slashtag: Box<str>,
     /// `route.domain.raw`: the lower-case custom domain.
@@ -129,8 +135,8 @@ pub struct Domain {
     cache_control_temporary: HeaderValue,
     links: HashSet<BySlashtag>,
     /// Lower-cased slashtag → link, for the case-insensitive fallback; `None` when it is off.
-    /// Slashtags that fold to the same text are left out: the fallback never guesses.
-    folded: Option<HashMap<Box<str>, Arc<Link>>>,
+    /// See [`fold`].
+    folded: Option<HashMap<Box<str>, Option<Arc<Link>>>>,
 }
 
 impl Domain {
@@ -140,10 +146,15 @@ impl Domain {
             return Some(&entry.0);
         }
         let folded = self.folded.as_ref()?;
-        if slashtag.bytes().any(|b| b.is_ascii_uppercase()) || !slashtag.is_ascii() {
-            folded.get(slashtag.to_lowercase().as_str())
+        let lower: Cow<'_, str> = if slashtag.bytes().any(|b| b.is_ascii_uppercase()) || !slashtag.is_ascii() {
+            Cow::Owned(slashtag.to_lowercase())
         } else {
-            folded.get(slashtag)
+            Cow::Borrowed(slashtag)
+        };
+        match folded.get(&*lower) {
+            Some(slot) => slot.as_ref(),
+            None if *lower != *slashtag => self.links.get(&*lower).map(|e| &e.0),
+            None => None,
         }
     }
 
@@ -212,28 +223,34 @@ impl LinkTable {
     }
 
     /// Reads and builds the table from a file (`.jsonl`/`.ndjson`: JSON Lines, else CSV).
-    pub fn load(path: &Path, server: &ServerConfig, domains: &BTreeMap<String, DomainConfig>) -> Result<LinkTable, LinkTableError> {
-        let text = std::fs::read(path).map_err(|source| LinkTableError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+    pub fn load(
+        path: &Path,
+        server: &ServerConfig,
+        domains: &BTreeMap<String, DomainConfig>,
+    ) -> Result<LinkTable, LinkTableError> {
         let origin = path.display().to_string();
-        let parsed = if is_json_lines(path) {
-            parse_json_lines(&text, &origin)
-        } else {
-            parse_csv(&text, &origin)
+        let read_error = |source| LinkTableError::Read {
+            path: origin.clone(),
+            source,
         };
-        build(parsed, server, domains, &origin)
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut builder = Builder::new(server, domains, &origin);
+        read_lines(&mut reader, &origin, is_json_lines(path), &mut builder).map_err(read_error)?;
+        builder.finish()
     }
 
     /// Builds a table from CSV text (tests and benchmarks).
-    pub fn from_csv(text: &str, server: &ServerConfig, domains: &BTreeMap<String, DomainConfig>) -> Result<LinkTable, LinkTableError> {
-        build(parse_csv(text.as_bytes(), "links.csv"), server, domains, "links.csv")
+    pub fn from_csv(
+        text: &str,
+        server: &ServerConfig,
+        domains: &BTreeMap<String, DomainConfig>,
+    ) -> Result<LinkTable, LinkTableError> {
+        let mut builder = Builder::new(server, domains, "links.csv");
+        read_lines(&mut text.as_bytes(), "links.csv", false, &mut builder).expect("reading from memory cannot fail");
+        builder.finish()
     }
 }
-
-/// Rows that parsed, and `(line, message)` for those that did not.
-type Parsed = (Vec<Row>, Vec<(usize, String)>);
 
 fn invalid(mut numbered: Vec<(usize, String)>) -> LinkTableError {
     // Report in file order, whichever stage found the problem.
@@ -249,17 +266,18 @@ fn invalid(mut numbered: Vec<(usize, String)>) -> LinkTableError {
 
 fn is_json_lines(path: &Path) -> bool {
     matches!(
-        path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
         Some("jsonl" | "ndjson" | "json")
     )
 }
 
-/// One line of the table before validation.
+/// One JSON Lines object before validation.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Row {
-    #[serde(skip)]
-    line: usize,
+struct JsonRow {
     id: Option<String>,
     domain: Option<String>,
     slashtag: Option<String>,
@@ -282,6 +300,7 @@ fn status_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
     })
 }
 
+/// Column names, in the order of [`Fields`]' slots.
 const COLUMNS: &[&str] = &[
     "id",
     "domain",
@@ -295,45 +314,19 @@ const COLUMNS: &[&str] = &[
 ];
 const REQUIRED: &[&str] = &["id", "domain", "slashtag", "destination"];
 
-fn parse_json_lines(text: &[u8], origin: &str) -> Parsed {
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        let n = i + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Row>(line) {
-            Ok(mut row) => {
-                row.line = n;
-                let missing: Vec<&str> = REQUIRED
-                    .iter()
-                    .copied()
-                    .filter(|k| match *k {
-                        "id" => row.id.is_none(),
-                        "domain" => row.domain.is_none(),
-                        "slashtag" => row.slashtag.is_none(),
-                        _ => row.destination.is_none(),
-                    })
-                    .collect();
-                if missing.is_empty() {
-                    rows.push(row);
-                } else {
-                    errors.push((n, format!("{origin}:{n}: missing key(s) {}", missing.join(", "))));
-                }
-            }
-            Err(e) => errors.push((n, format!("{origin}:{n}: not a link object: {e}"))),
-        }
-    }
-    (rows, errors)
-}
+/// The values of one line, by column (see [`COLUMNS`]), borrowed from the line where possible.
+type Fields<'a> = [Option<Cow<'a, str>>; 9];
 
 /// Splits one CSV record (RFC 4180: quoted fields, doubled quotes). Written here rather than with
-/// the `csv` crate because the table is one flat record per line and errors must carry the line;
-/// quoted fields may not span lines (a destination never holds a newline).
-fn split_csv_line(line: &str) -> Result<Vec<String>, &'static str> {
-    let mut fields = Vec::new();
+/// the `csv` crate because the table is one flat record per line, errors must carry the line,
+/// and the common unquoted line is split without allocating. Quoted fields may not span lines
+/// (a destination never holds a newline).
+fn split_csv_line<'a>(line: &'a str, out: &mut Vec<Cow<'a, str>>) -> Result<(), &'static str> {
+    out.clear();
+    if !line.contains('"') {
+        out.extend(line.split(',').map(Cow::Borrowed));
+        return Ok(());
+    }
     let mut field = String::new();
     let mut chars = line.chars().peekable();
     let mut at_start = true;
@@ -353,11 +346,11 @@ fn split_csv_line(line: &str) -> Result<Vec<String>, &'static str> {
             }
             match chars.next() {
                 None => {
-                    fields.push(std::mem::take(&mut field));
-                    return Ok(fields);
+                    out.push(Cow::Owned(std::mem::take(&mut field)));
+                    return Ok(());
                 }
                 Some(',') => {
-                    fields.push(std::mem::take(&mut field));
+                    out.push(Cow::Owned(std::mem::take(&mut field)));
                     at_start = true;
                     continue;
                 }
@@ -367,11 +360,11 @@ fn split_csv_line(line: &str) -> Result<Vec<String>, &'static str> {
         at_start = false;
         match chars.next() {
             None => {
-                fields.push(field);
-                return Ok(fields);
+                out.push(Cow::Owned(field));
+                return Ok(());
             }
             Some(',') => {
-                fields.push(std::mem::take(&mut field));
+                out.push(Cow::Owned(std::mem::take(&mut field)));
                 at_start = true;
             }
             Some('"') => return Err("a quote inside an unquoted field (quote the whole field)"),
@@ -380,101 +373,119 @@ fn split_csv_line(line: &str) -> Result<Vec<String>, &'static str> {
     }
 }
 
-fn parse_csv(text: &[u8], origin: &str) -> Parsed {
-    let mut errors = Vec::new();
-    let mut rows = Vec::new();
-    let mut lines = text.split(|&b| b == b'\n').enumerate();
-    // Header: the first non-blank line.
-    let header = loop {
-        match lines.next() {
-            None => return (Vec::new(), Vec::new()),
-            Some((i, raw)) => {
-                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-                let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
-                if raw.iter().all(u8::is_ascii_whitespace) {
-                    continue;
+/// Reads the table line by line and feeds the builder; nothing but the current line is held.
+fn read_lines(reader: &mut dyn BufRead, origin: &str, json: bool, builder: &mut Builder<'_>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut n = 0usize;
+    let mut index: Option<Vec<Option<usize>>> = None;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        n += 1;
+        let mut raw = &buf[..];
+        raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+        raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if n == 1 {
+            raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+        }
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if json {
+            match serde_json::from_slice::<JsonRow>(raw) {
+                Ok(r) => {
+                    let fields: Fields<'_> = [
+                        r.id.map(Cow::Owned),
+                        r.domain.map(Cow::Owned),
+                        r.slashtag.map(Cow::Owned),
+                        r.destination.map(Cow::Owned),
+                        r.status.map(Cow::Owned),
+                        r.creator_id.map(Cow::Owned),
+                        r.workspace_id.map(Cow::Owned),
+                        r.workspace_name.map(Cow::Owned),
+                        r.domain_id.map(Cow::Owned),
+                    ];
+                    let missing: Vec<&str> = REQUIRED
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| fields[*i].is_none())
+                        .map(|(_, k)| *k)
+                        .collect();
+                    if missing.is_empty() {
+                        builder.add(n, fields);
+                    } else {
+                        builder.error(n, format!("{origin}:{n}: missing key(s) {}", missing.join(", ")));
+                    }
                 }
-                let Ok(line) = std::str::from_utf8(raw) else {
-                    return (Vec::new(), vec![(i + 1, format!("{origin}:{}: header is not UTF-8", i + 1))]);
-                };
-                match split_csv_line(line) {
-                    Ok(h) => break (i + 1, h),
-                    Err(e) => return (Vec::new(), vec![(i + 1, format!("{origin}:{}: header: {e}", i + 1))]),
-                }
+                Err(e) => builder.error(n, format!("{origin}:{n}: not a link object: {e}")),
+            }
+            continue;
+        }
+        let Ok(line) = std::str::from_utf8(raw) else {
+            builder.error(n, format!("{origin}:{n}: not UTF-8"));
+            continue;
+        };
+        let mut split = Vec::with_capacity(COLUMNS.len());
+        if let Err(e) = split_csv_line(line, &mut split) {
+            builder.error(n, format!("{origin}:{n}: {e}"));
+            if index.is_none() {
+                return Ok(()); // a broken header: nothing below can be read
+            }
+            continue;
+        }
+        let Some(index) = &index else {
+            index = Some(header_index(&split, n, origin, builder));
+            if builder.has_errors() {
+                return Ok(());
+            }
+            continue;
+        };
+        if split.len() != index.len() {
+            builder.error(
+                n,
+                format!("{origin}:{n}: {} field(s), the header has {}", split.len(), index.len()),
+            );
+            continue;
+        }
+        let mut fields: Fields<'_> = Default::default();
+        for (value, col) in split.drain(..).zip(index) {
+            if let Some(c) = col {
+                fields[*c] = Some(value);
             }
         }
-    };
-    let (header_line, header) = header;
+        builder.add(n, fields);
+    }
+    Ok(())
+}
+
+/// Maps header columns to field slots; reports unknown, repeated and missing columns.
+fn header_index(header: &[Cow<'_, str>], n: usize, origin: &str, builder: &mut Builder<'_>) -> Vec<Option<usize>> {
     let mut index: Vec<Option<usize>> = Vec::with_capacity(header.len());
-    for name in &header {
+    for name in header {
         let name = name.trim().to_ascii_lowercase();
         match COLUMNS.iter().position(|c| *c == name) {
             Some(pos) if index.contains(&Some(pos)) => {
-                errors.push((header_line, format!("{origin}:{header_line}: column '{name}' appears twice")));
+                builder.error(n, format!("{origin}:{n}: column '{name}' appears twice"));
                 index.push(None);
             }
             Some(pos) => index.push(Some(pos)),
             None => {
-                errors.push((
-                    header_line,
-                    format!("{origin}:{header_line}: unknown column '{name}' (known: {})", COLUMNS.join(", ")),
-                ));
+                builder.error(
+                    n,
+                    format!("{origin}:{n}: unknown column '{name}' (known: {})", COLUMNS.join(", ")),
+                );
                 index.push(None);
             }
         }
     }
-    for required in REQUIRED {
-        let pos = COLUMNS.iter().position(|c| c == required);
-        if !index.contains(&pos) {
-            errors.push((header_line, format!("{origin}:{header_line}: missing column '{required}'")));
+    for (pos, required) in REQUIRED.iter().enumerate() {
+        if !index.contains(&Some(pos)) {
+            builder.error(n, format!("{origin}:{n}: missing column '{required}'"));
         }
     }
-    if !errors.is_empty() {
-        return (Vec::new(), errors);
-    }
-    for (i, raw) in lines {
-        let n = i + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let Ok(line) = std::str::from_utf8(raw) else {
-            errors.push((n, format!("{origin}:{n}: not UTF-8")));
-            continue;
-        };
-        let fields = match split_csv_line(line) {
-            Ok(f) => f,
-            Err(e) => {
-                errors.push((n, format!("{origin}:{n}: {e}")));
-                continue;
-            }
-        };
-        if fields.len() != index.len() {
-            errors.push((n, format!("{origin}:{n}: {} field(s), the header has {}", fields.len(), index.len())));
-            continue;
-        }
-        let mut row = Row {
-            line: n,
-            ..Row::default()
-        };
-        for (value, col) in fields.into_iter().zip(&index) {
-            let slot = match col {
-                Some(0) => &mut row.id,
-                Some(1) => &mut row.domain,
-                Some(2) => &mut row.slashtag,
-                Some(3) => &mut row.destination,
-                Some(4) => &mut row.status,
-                Some(5) => &mut row.creator_id,
-                Some(6) => &mut row.workspace_id,
-                Some(7) => &mut row.workspace_name,
-                Some(8) => &mut row.domain_id,
-                _ => continue,
-            };
-            *slot = Some(value);
-        }
-        rows.push(row);
-    }
-    (rows, errors)
+    index
 }
 
 /// Interns repeated strings so a million links share one copy of each workspace and domain.
@@ -524,7 +535,9 @@ fn check_slashtag(s: &str) -> Result<(), String> {
         return Err(format!("slashtag {s:?} contains control characters"));
     }
     if s.starts_with('/') {
-        return Err(format!("slashtag '{s}' starts with '/' (write it without the leading slash)"));
+        return Err(format!(
+            "slashtag '{s}' starts with '/' (write it without the leading slash)"
+        ));
     }
     if s == "robots.txt" {
         return Err("slashtag 'robots.txt' is reserved for /robots.txt".into());
@@ -532,40 +545,81 @@ fn check_slashtag(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Validates a domain name: lower-cased, no port, no scheme.
-fn check_domain(d: &str) -> Result<String, String> {
-    let lower = d.trim().to_ascii_lowercase();
-    if lower.is_empty() {
+/// Validates a domain name: a bare host name, returned lower-cased.
+fn check_domain(d: &str) -> Result<Cow<'_, str>, String> {
+    let d = d.trim();
+    if d.is_empty() {
         return Err("domain is empty".into());
     }
-    if lower.contains("://") || lower.contains('/') || lower.contains(':') || lower.contains(' ') {
-        return Err(format!("domain '{d}' must be a bare host name (no scheme, port or path)"));
+    if d.contains("://") || d.contains(['/', ':', ' ']) {
+        return Err(format!(
+            "domain '{d}' must be a bare host name (no scheme, port or path)"
+        ));
     }
-    if !lower.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') {
-        return Err(format!("domain '{d}' is not a host name (use its punycode form for non-ASCII names)"));
+    if !d
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+    {
+        return Err(format!(
+            "domain '{d}' is not a host name (use its punycode form for non-ASCII names)"
+        ));
     }
-    Ok(lower)
+    Ok(if d.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(d.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(d)
+    })
 }
 
-fn build(
-    (rows, mut errors): Parsed,
-    server: &ServerConfig,
-    domain_configs: &BTreeMap<String, DomainConfig>,
-    origin: &str,
-) -> Result<LinkTable, LinkTableError> {
-    let mut interner = Interner::default();
-    let permanent = HeaderValue::from_str(&server.cache_control_permanent)
-        .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_PERMANENT));
-    let temporary = HeaderValue::from_str(&server.cache_control_temporary)
-        .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_TEMPORARY));
-    let default_config = DomainConfig {
-        forward_query: true,
-        ..DomainConfig::default()
-    };
+/// Builds the table one line at a time, collecting every error.
+struct Builder<'c> {
+    server: &'c ServerConfig,
+    domain_configs: &'c BTreeMap<String, DomainConfig>,
+    origin: &'c str,
+    interner: Interner,
+    domains: HashMap<Arc<str>, Domain>,
+    /// Link id → line, to report duplicate ids; dropped once the table is built.
+    ids: HashMap<Arc<str>, u32>,
+    errors: Vec<(usize, String)>,
+    count: usize,
+    permanent: HeaderValue,
+    temporary: HeaderValue,
+}
 
-    let mut domains: HashMap<Arc<str>, Domain> = HashMap::new();
-    let new_domain = |name: Arc<str>| {
-        let c = domain_configs.get(&*name).unwrap_or(&default_config);
+impl<'c> Builder<'c> {
+    fn new(
+        server: &'c ServerConfig,
+        domain_configs: &'c BTreeMap<String, DomainConfig>,
+        origin: &'c str,
+    ) -> Builder<'c> {
+        let mut b = Builder {
+            server,
+            domain_configs,
+            origin,
+            interner: Interner::default(),
+            domains: HashMap::default(),
+            ids: HashMap::default(),
+            errors: Vec::new(),
+            count: 0,
+            permanent: HeaderValue::from_str(&server.cache_control_permanent)
+                .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_PERMANENT)),
+            temporary: HeaderValue::from_str(&server.cache_control_temporary)
+                .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_TEMPORARY)),
+        };
+        for name in domain_configs.keys() {
+            let name = b.interner.str(name);
+            let d = b.new_domain(name.clone());
+            b.domains.insert(name, d);
+        }
+        b
+    }
+
+    fn new_domain(&self, name: Arc<str>) -> Domain {
+        let default_config = DomainConfig {
+            forward_query: true,
+            ..DomainConfig::default()
+        };
+        let c = self.domain_configs.get(&*name).unwrap_or(&default_config);
         Domain {
             name,
             forward_query: c.forward_query,
@@ -573,137 +627,160 @@ fn build(
             root: c.root_url.as_deref().map(header_value),
             robots_txt: Bytes::from(c.robots_txt.clone().unwrap_or_else(|| DEFAULT_ROBOTS_TXT.to_string())),
             cache_control: c.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()),
-            cache_control_permanent: permanent.clone(),
-            cache_control_temporary: temporary.clone(),
-            links: HashSet::new(),
+            cache_control_permanent: self.permanent.clone(),
+            cache_control_temporary: self.temporary.clone(),
+            links: HashSet::default(),
             folded: None,
         }
-    };
-    for name in domain_configs.keys() {
-        let name = interner.str(name);
-        domains.insert(name.clone(), new_domain(name));
     }
 
-    let mut count = 0usize;
-    let mut ids: HashMap<Box<str>, usize> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let n = row.line;
+    fn error(&mut self, line: usize, message: String) {
+        self.errors.push((line, message));
+    }
+
+    fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// Validates one line and adds its link.
+    fn add(&mut self, n: usize, fields: Fields<'_>) {
+        let [
+            id,
+            domain,
+            slashtag,
+            destination,
+            status,
+            creator_id,
+            workspace_id,
+            workspace_name,
+            domain_id,
+        ] = fields;
+        let origin = self.origin;
         let mut line_errors = Vec::new();
-        let id = row.id.unwrap_or_default();
+        let id = id.unwrap_or_default();
         if id.trim().is_empty() {
             line_errors.push("id is empty".to_string());
         }
-        let domain = match check_domain(row.domain.as_deref().unwrap_or("")) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                line_errors.push(e);
-                None
-            }
-        };
-        let slashtag = row.slashtag.unwrap_or_default();
+        let domain = check_domain(domain.as_deref().unwrap_or(""))
+            .map_err(|e| line_errors.push(e))
+            .ok();
+        let slashtag = slashtag.unwrap_or_default();
         if let Err(e) = check_slashtag(&slashtag) {
             line_errors.push(e);
         }
-        let destination = row.destination.unwrap_or_default();
-        let url = match config::check_redirect_url(destination.trim()) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                line_errors.push(format!("destination {e}"));
-                None
-            }
-        };
-        let status = match row.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let destination = destination.unwrap_or_default();
+        let url = config::check_redirect_url(destination.trim())
+            .map_err(|e| line_errors.push(format!("destination {e}")))
+            .ok();
+        let status = match status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
-            Some(s) => match s.parse::<u16>().map_err(|_| format!("status '{s}' is not a number")).and_then(config::check_status) {
-                Ok(code) => Some(code),
-                Err(e) => {
-                    line_errors.push(e);
-                    None
-                }
-            },
+            Some(s) => s
+                .parse::<u16>()
+                .map_err(|_| format!("status '{s}' is not a number"))
+                .and_then(config::check_status)
+                .map_err(|e| line_errors.push(e))
+                .ok(),
         };
         if !line_errors.is_empty() {
-            errors.extend(line_errors.into_iter().map(|e| (n, format!("{origin}:{n}: {e}"))));
-            continue;
+            self.errors
+                .extend(line_errors.into_iter().map(|e| (n, format!("{origin}:{n}: {e}"))));
+            return;
         }
-        let (Some(domain), Some(url)) = (domain, url) else { continue };
-        if let Some(first) = ids.get(id.as_str()) {
-            errors.push((n, format!("{origin}:{n}: id '{id}' is already used on line {first}")));
-            continue;
+        let (Some(domain), Some(url)) = (domain, url) else {
+            return;
+        };
+        let id: Arc<str> = Arc::from(&*id);
+        if let Some(first) = self.ids.get(&id) {
+            self.errors
+                .push((n, format!("{origin}:{n}: id '{id}' is already used on line {first}")));
+            return;
         }
-        let domain_name = interner.str(&domain);
-        let entry = domains
-            .entry(domain_name.clone())
-            .or_insert_with(|| new_domain(domain_name.clone()));
+        let domain_name = self.interner.str(&domain);
+        if !self.domains.contains_key(&domain_name) {
+            let d = self.new_domain(domain_name.clone());
+            self.domains.insert(domain_name.clone(), d);
+        }
         let status = status
-            .or_else(|| domain_configs.get(&domain).and_then(|c| c.status))
+            .or_else(|| self.domain_configs.get(&*domain).and_then(|c| c.status))
             .unwrap_or(StatusCode::MOVED_PERMANENTLY);
-        // The table's own spelling is sent when it is already a valid absolute URL; `Url`'s
+        // The table's own spelling is sent when it is already a valid header value; `Url`'s
         // serialization (which percent-encodes) only when the raw text needs it.
         let raw = destination.trim();
-        let location = match HeaderValue::from_str(raw) {
-            Ok(_) if raw.is_ascii() => header_value(raw),
-            _ => header_value(url.as_str()),
+        let location = if raw.is_ascii() && HeaderValue::from_str(raw).is_ok() {
+            header_value(raw)
+        } else {
+            header_value(url.as_str())
         };
         let link = Link {
-            id: id.clone().into_boxed_str(),
-            slashtag: slashtag.clone().into_boxed_str(),
-            domain: domain_name,
-            domain_id: interner.str(row.domain_id.as_deref().unwrap_or("")),
-            creator_id: interner.str(row.creator_id.as_deref().unwrap_or("")),
-            workspace: interner.workspace(
-                row.workspace_id.as_deref().unwrap_or(""),
-                row.workspace_name.as_deref().unwrap_or(""),
+            id: id.clone(),
+            slashtag: Box::from(&*slashtag),
+            domain: domain_name.clone(),
+            domain_id: self.interner.str(domain_id.as_deref().unwrap_or("")),
+            creator_id: self.interner.str(creator_id.as_deref().unwrap_or("")),
+            workspace: self.interner.workspace(
+                workspace_id.as_deref().unwrap_or(""),
+                workspace_name.as_deref().unwrap_or(""),
             ),
             status,
             location,
         };
-        if let Some(existing) = entry.links.get(slashtag.as_str()) {
-            errors.push((
+        let entry = self.domains.get_mut(&domain_name).expect("inserted above");
+        if let Some(existing) = entry.links.get(&*slashtag) {
+            self.errors.push((
                 n,
-                format!("{origin}:{n}: duplicate link {domain}/{slashtag} (first defined as id '{}')", existing.0.id),
+                format!(
+                    "{origin}:{n}: duplicate link {domain}/{slashtag} (first defined as id '{}')",
+                    existing.0.id
+                ),
             ));
-            continue;
+            return;
         }
-        ids.insert(id.into_boxed_str(), n);
+        self.ids.insert(id, n as u32);
         entry.links.insert(BySlashtag(Arc::new(link)));
-        count += 1;
+        self.count += 1;
     }
-    if !errors.is_empty() {
-        return Err(invalid(errors));
-    }
-    drop(ids);
-    for domain in domains.values_mut() {
-        let enabled = domain_configs
-            .get(&*domain.name)
-            .and_then(|c| c.case_insensitive)
-            .unwrap_or(server.case_insensitive);
-        if enabled {
-            domain.folded = Some(fold(&domain.links));
+
+    fn finish(mut self) -> Result<LinkTable, LinkTableError> {
+        if !self.errors.is_empty() {
+            return Err(invalid(self.errors));
         }
+        drop(self.ids);
+        for domain in self.domains.values_mut() {
+            let enabled = self
+                .domain_configs
+                .get(&*domain.name)
+                .and_then(|c| c.case_insensitive)
+                .unwrap_or(self.server.case_insensitive);
+            if enabled {
+                domain.folded = Some(fold(&domain.links));
+            }
+        }
+        Ok(LinkTable {
+            domains: self.domains,
+            default_domain: self.server.default_domain.as_deref().map(Arc::from),
+            links: self.count,
+        })
     }
-    Ok(LinkTable {
-        domains,
-        default_domain: server.default_domain.as_deref().map(Arc::from),
-        links: count,
-    })
 }
 
-/// Builds the case-insensitive index; slashtags already lower-case need no entry (the exact map
-/// answers them) unless another slashtag folds onto them.
-fn fold(links: &HashSet<BySlashtag>) -> HashMap<Box<str>, Arc<Link>> {
-    let mut folded: HashMap<Box<str>, Option<Arc<Link>>> = HashMap::new();
+/// Builds the case-insensitive index. Only slashtags with upper-case letters get an entry (a
+/// lower-case request for a lower-case slashtag is answered by the exact map); an entry is
+/// `None` when several slashtags fold to the same text, including a lower-case one that exists
+/// as such: the fallback never guesses.
+fn fold(links: &HashSet<BySlashtag>) -> HashMap<Box<str>, Option<Arc<Link>>> {
+    let mut folded: HashMap<Box<str>, Option<Arc<Link>>> = HashMap::default();
     for BySlashtag(link) in links {
         let lower = link.slashtag.to_lowercase();
+        if *lower == *link.slashtag {
+            continue;
+        }
+        let ambiguous = links.contains(lower.as_str());
         folded
             .entry(lower.into_boxed_str())
             .and_modify(|slot| *slot = None)
-            .or_insert_with(|| Some(link.clone()));
+            .or_insert_with(|| (!ambiguous).then(|| link.clone()));
     }
     folded
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|l| (k, l)))
-        .collect()
 }
 
 #[cfg(test)]
@@ -737,7 +814,10 @@ mod tests {
             (r#""a"b,c"#, Err(())),
         ];
         for (line, want) in cases {
-            let got = split_csv_line(line).map_err(|_| ());
+            let mut out = Vec::new();
+            let got = split_csv_line(line, &mut out)
+                .map(|()| out.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+                .map_err(|_| ());
             let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
             assert_eq!(got, want, "{line}");
         }
@@ -759,7 +839,15 @@ mod tests {
         assert_eq!(d.lookup("summer").unwrap().status, StatusCode::FOUND);
         assert_eq!(d.lookup("SPRING").unwrap().id.as_ref(), "1");
         assert!(d.lookup("nope").is_none());
-        assert_eq!(t.domain_for_host("other.test").unwrap().lookup("spring").unwrap().id.as_ref(), "3");
+        assert_eq!(
+            t.domain_for_host("other.test")
+                .unwrap()
+                .lookup("spring")
+                .unwrap()
+                .id
+                .as_ref(),
+            "3"
+        );
         // Unknown hosts fall back to the embedded default domain.
         assert_eq!(t.domain_for_host("127.0.0.1").unwrap().name.as_ref(), "brand.link");
         let link = d.lookup("spring").unwrap();
@@ -806,21 +894,32 @@ mod tests {
 
     #[test]
     fn json_lines() {
-        let (_, errs) = parse_json_lines(
-            br#"{"id":"1","domain":"a.test","slashtag":"x","destination":"https://e.test/","status":302}
+        let text = br#"{"id":"1","domain":"a.test","slashtag":"x","destination":"https://e.test/","status":302}
 
 {"id":"2","domain":"a.test","destination":"https://e.test/"}
 not json
-{"id":"3","domain":"a.test","slashtag":"y","destination":"https://e.test/","color":"red"}"#,
-            "l.jsonl",
-        );
+{"id":"3","domain":"a.test","slashtag":"y","destination":"https://e.test/","color":"red"}"#;
+        let c = Config::embedded_default();
+        let mut b = Builder::new(&c.server, &c.domains, "l.jsonl");
+        read_lines(&mut &text[..], "l.jsonl", true, &mut b).unwrap();
+        let errs: Vec<String> = b.errors.iter().map(|(_, e)| e.clone()).collect();
         assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(errs[0].1.starts_with("l.jsonl:3: missing key(s) slashtag"));
-        assert!(errs[1].1.starts_with("l.jsonl:4: not a link object"));
-        assert!(errs[2].1.starts_with("l.jsonl:5:"));
-        let (ok, errs) = parse_json_lines(br#"{"id":"1","domain":"a.test","slashtag":"x","destination":"https://e.test/","status":302}"#, "l");
-        assert!(errs.is_empty());
-        assert_eq!(ok[0].status.as_deref(), Some("302"));
+        assert!(errs[0].starts_with("l.jsonl:3: missing key(s) slashtag"));
+        assert!(errs[1].starts_with("l.jsonl:4: not a link object"));
+        assert!(errs[2].starts_with("l.jsonl:5:"));
+        let mut b = Builder::new(&c.server, &c.domains, "l.jsonl");
+        read_lines(
+            &mut &text[..text.iter().position(|&x| x == b'\n').unwrap()],
+            "l.jsonl",
+            true,
+            &mut b,
+        )
+        .unwrap();
+        let t = b.finish().unwrap();
+        assert_eq!(
+            t.domain("a.test").unwrap().lookup("x").unwrap().status,
+            StatusCode::FOUND
+        );
     }
 
     #[test]
@@ -837,5 +936,17 @@ not json
         assert!(d.lookup("promo").is_none(), "ambiguous fold must not resolve");
         assert_eq!(d.lookup("deal").unwrap().id.as_ref(), "3");
         assert_eq!(d.lookup("DEAL").unwrap().id.as_ref(), "3");
+        let t = table(
+            "id,domain,slashtag,destination\n\
+             1,a.test,sale,https://e.test/1\n\
+             2,a.test,Sale,https://e.test/2\n\
+             3,a.test,news,https://e.test/3\n",
+        )
+        .unwrap();
+        let d = t.domain("a.test").unwrap();
+        assert_eq!(d.lookup("Sale").unwrap().id.as_ref(), "2");
+        assert_eq!(d.lookup("sale").unwrap().id.as_ref(), "1");
+        assert!(d.lookup("SALE").is_none(), "'sale' and 'Sale' both fold to it");
+        assert_eq!(d.lookup("NEWS").unwrap().id.as_ref(), "3");
     }
 }

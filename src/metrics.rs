@@ -54,6 +54,9 @@ impl Gauge {
     }
 }
 
+/// Name, type, help and labelled samples of one metric family.
+type Family = (&'static str, &'static str, &'static str, Vec<(String, u64)>);
+
 /// Every process-wide counter.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -215,7 +218,10 @@ impl Metrics {
             "clickstream_clicks_total",
             "counter",
             "Click events built and written to the spool, by agent type.",
-            &[("type=\"human\"", self.clicks_human.get()), ("type=\"bot\"", self.clicks_bot.get())],
+            &[
+                ("type=\"human\"", self.clicks_human.get()),
+                ("type=\"bot\"", self.clicks_bot.get()),
+            ],
         );
         family(
             "clickstream_clicks_dropped_total",
@@ -233,12 +239,20 @@ impl Metrics {
             "Clicks whose address has no country.",
             &[("", self.geoip_misses.get())],
         );
-        family("clickstream_links", "gauge", "Links in the current table.", &[("", self.links.get())]);
+        family(
+            "clickstream_links",
+            "gauge",
+            "Links in the current table.",
+            &[("", self.links.get())],
+        );
         family(
             "clickstream_reloads_total",
             "counter",
             "Link table reloads, by result.",
-            &[("result=\"ok\"", self.reloads_ok.get()), ("result=\"failed\"", self.reloads_failed.get())],
+            &[
+                ("result=\"ok\"", self.reloads_ok.get()),
+                ("result=\"failed\"", self.reloads_failed.get()),
+            ],
         );
         family(
             "clickstream_last_reload_timestamp_seconds",
@@ -246,29 +260,89 @@ impl Metrics {
             "Unix time of the last successful table load.",
             &[("", self.last_reload_unix.get())],
         );
-        family("clickstream_sessions", "gauge", "Live visitor sessions.", &[("", self.sessions.get())]);
+        family(
+            "clickstream_sessions",
+            "gauge",
+            "Live visitor sessions.",
+            &[("", self.sessions.get())],
+        );
         family(
             "clickstream_spool_durable_sequence",
             "gauge",
             "Last spool sequence number written through to disk.",
             &[("", self.spool_durable_seq.get())],
         );
-        family("clickstream_connections", "gauge", "Open client connections.", &[("", self.connections.get())]);
+        family(
+            "clickstream_connections",
+            "gauge",
+            "Open client connections.",
+            &[("", self.connections.get())],
+        );
         let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let per_sink = |f: &dyn Fn(&SinkMetrics) -> u64| -> Vec<(String, u64)> {
             sinks.iter().map(|s| (format!("sink=\"{}\"", s.name), f(s))).collect()
         };
-        let families: [(&str, &str, &str, Vec<(String, u64)>); 10] = [
-            ("clickstream_sink_appended_total", "counter", "Events queued in the spool for the sink.", per_sink(&|s| s.appended.get())),
-            ("clickstream_sink_delivered_total", "counter", "Events delivered by the sink.", per_sink(&|s| s.delivered.get())),
-            ("clickstream_sink_retries_total", "counter", "Batch attempts that failed and were retried.", per_sink(&|s| s.retries.get())),
-            ("clickstream_sink_rejected_total", "counter", "Events the destination rejected (dead-lettered).", per_sink(&|s| s.rejected.get())),
-            ("clickstream_sink_dropped_total", "counter", "Events dropped because the spool budget was full.", per_sink(&|s| s.dropped.get())),
-            ("clickstream_sink_filtered_total", "counter", "Events skipped by the sink's filters.", per_sink(&|s| s.filtered.get())),
-            ("clickstream_sink_spool_bytes", "gauge", "Undelivered spool bytes.", per_sink(&|s| s.spool_bytes.get())),
-            ("clickstream_sink_last_success_timestamp_seconds", "gauge", "Unix time of the last delivery.", per_sink(&|s| s.last_success_unix.get())),
-            ("clickstream_sink_oldest_undelivered_timestamp_seconds", "gauge", "Click time of the oldest undelivered event (0: none).", per_sink(&|s| s.oldest_undelivered_unix.get())),
-            ("clickstream_sink_disabled", "gauge", "1 when the endpoint answered 410 and is disabled.", per_sink(&|s| s.disabled.get())),
+        let families: [Family; 10] = [
+            (
+                "clickstream_sink_appended_total",
+                "counter",
+                "Events queued in the spool for the sink.",
+                per_sink(&|s| s.appended.get()),
+            ),
+            (
+                "clickstream_sink_delivered_total",
+                "counter",
+                "Events delivered by the sink.",
+                per_sink(&|s| s.delivered.get()),
+            ),
+            (
+                "clickstream_sink_retries_total",
+                "counter",
+                "Batch attempts that failed and were retried.",
+                per_sink(&|s| s.retries.get()),
+            ),
+            (
+                "clickstream_sink_rejected_total",
+                "counter",
+                "Events the destination rejected (dead-lettered).",
+                per_sink(&|s| s.rejected.get()),
+            ),
+            (
+                "clickstream_sink_dropped_total",
+                "counter",
+                "Events dropped because the spool budget was full.",
+                per_sink(&|s| s.dropped.get()),
+            ),
+            (
+                "clickstream_sink_filtered_total",
+                "counter",
+                "Events skipped by the sink's filters.",
+                per_sink(&|s| s.filtered.get()),
+            ),
+            (
+                "clickstream_sink_spool_bytes",
+                "gauge",
+                "Undelivered spool bytes.",
+                per_sink(&|s| s.spool_bytes.get()),
+            ),
+            (
+                "clickstream_sink_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time of the last delivery.",
+                per_sink(&|s| s.last_success_unix.get()),
+            ),
+            (
+                "clickstream_sink_oldest_undelivered_timestamp_seconds",
+                "gauge",
+                "Click time of the oldest undelivered event (0: none).",
+                per_sink(&|s| s.oldest_undelivered_unix.get()),
+            ),
+            (
+                "clickstream_sink_disabled",
+                "gauge",
+                "1 when the endpoint answered 410 and is disabled.",
+                per_sink(&|s| s.disabled.get()),
+            ),
         ];
         for (name, kind, help, samples) in &families {
             let borrowed: Vec<(&str, u64)> = samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();

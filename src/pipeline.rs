@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -68,20 +68,22 @@ impl Pipeline {
                 next_flush = now + flush_interval;
             }
             if now >= next_sweep {
-                let live = self.enricher.sessions().sweep(click::unix_micros(std::time::SystemTime::now()));
+                let live = self
+                    .enricher
+                    .sessions()
+                    .sweep(click::unix_micros(std::time::SystemTime::now()));
                 self.metrics.sessions.set(live as u64);
                 next_sweep = now + SESSION_SWEEP_INTERVAL;
             }
             if stop.load(Ordering::Relaxed) {
-                loop {
-                    match rx.try_recv() {
-                        Ok(hit) => self.process(&hit),
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                    }
+                while let Ok(hit) = rx.try_recv() {
+                    self.process(&hit);
                 }
                 break;
             }
-            let wait = next_flush.saturating_duration_since(Instant::now()).min(STOP_POLL_INTERVAL);
+            let wait = next_flush
+                .saturating_duration_since(Instant::now())
+                .min(STOP_POLL_INTERVAL);
             match rx.recv_timeout(wait) {
                 Ok(hit) => self.process(&hit),
                 Err(RecvTimeoutError::Timeout) => {}

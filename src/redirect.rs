@@ -232,7 +232,11 @@ fn pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
         let raw_name = pair.split('=').next().unwrap_or(pair);
         let name = if raw_name.contains(['%', '+']) {
             let spaced = raw_name.replace('+', " ");
-            Cow::Owned(percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+            Cow::Owned(
+                percent_encoding::percent_decode_str(&spaced)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
         } else {
             Cow::Borrowed(raw_name)
         };
@@ -252,7 +256,11 @@ fn redirect(status: StatusCode, location: HeaderValue, cache_control: HeaderValu
 fn fallback(target: Option<&HeaderValue>) -> (Response<Body>, Outcome) {
     match target {
         Some(location) => (
-            redirect(StatusCode::FOUND, location.clone(), HeaderValue::from_static("no-store")),
+            redirect(
+                StatusCode::FOUND,
+                location.clone(),
+                HeaderValue::from_static("no-store"),
+            ),
             Outcome::FallbackRedirect,
         ),
         None => (not_found(), Outcome::NotFound),
@@ -263,7 +271,10 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -272,7 +283,10 @@ fn not_found() -> Response<Body> {
     let mut response = Response::new(Body::new(Bytes::from_static(NOT_FOUND_PAGE.as_bytes())));
     *response.status_mut() = StatusCode::NOT_FOUND;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -288,7 +302,10 @@ fn method_not_allowed() -> Response<Body> {
 fn robots(domain: &Domain) -> Response<Body> {
     let mut response = Response::new(Body::new(domain.robots_txt.clone()));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     response
 }
@@ -305,7 +322,11 @@ mod tests {
             ("https://d.test/p?x=1&y=2", "y=9&z=3", "https://d.test/p?x=1&y=9&z=3"),
             ("https://d.test/p?x=1&y=2", "x=7&x=8", "https://d.test/p?x=7&x=8&y=2"),
             ("https://d.test/p?x=1&x=2&y=2", "x=7", "https://d.test/p?x=7&y=2"),
-            ("https://d.test/p?utm_source=a#frag", "utm_source=b&q", "https://d.test/p?utm_source=b&q#frag"),
+            (
+                "https://d.test/p?utm_source=a#frag",
+                "utm_source=b&q",
+                "https://d.test/p?utm_source=b&q#frag",
+            ),
             ("https://d.test/p?a%20b=1", "a+b=2", "https://d.test/p?a+b=2"),
             ("https://d.test/p?", "a=1", "https://d.test/p?a=1"),
             ("https://d.test/p?a=1", "&&", "https://d.test/p?a=1"),

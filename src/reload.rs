@@ -102,7 +102,12 @@ impl Reloader {
                 self.metrics.reloads_ok.inc();
                 self.metrics.links.set(s.links as u64);
                 self.metrics.last_reload_unix.set(unix_now());
-                tracing::info!(links = s.links, previous = s.previous, domains = s.domains, "link table reloaded");
+                tracing::info!(
+                    links = s.links,
+                    previous = s.previous,
+                    domains = s.domains,
+                    "link table reloaded"
+                );
             }
             Err(e) => {
                 self.metrics.reloads_failed.inc();
@@ -157,7 +162,11 @@ impl Reloader {
         let stamp = |paths: &[PathBuf]| -> Vec<Option<(SystemTime, u64)>> {
             paths
                 .iter()
-                .map(|p| std::fs::metadata(p).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len())))
+                .map(|p| {
+                    std::fs::metadata(p)
+                        .ok()
+                        .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
+                })
                 .collect()
         };
         let mut last = stamp(&paths);

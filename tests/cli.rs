@@ -97,7 +97,10 @@ fn serve_stops_cleanly_on_sigterm() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

@@ -64,7 +64,11 @@ async fn sigkill_loses_nothing_that_was_durable() {
     rx.resume().await;
     let p = Process::start(dir.path(), &config, &[]);
     let events = rx.wait_for_events(200, Duration::from_secs(20)).await;
-    assert_eq!(unique_ids(&events).len(), 200, "every durable event arrives after the restart");
+    assert_eq!(
+        unique_ids(&events).len(),
+        200,
+        "every durable event arrives after the restart"
+    );
     drop(p);
 }
 

@@ -36,7 +36,10 @@ async fn get(url: &str, host: &str) -> reqwest::Response {
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {
-    r.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -44,23 +47,89 @@ async fn statuses_locations_and_cache_control() {
     let t = start(LINKS, DOMAINS).await;
     // (host, path, status, location, cache-control)
     let cases = [
-        ("brand.link", "/spring-sale", 301, "https://shop.example.com/spring?utm_source=x&utm_medium=y", "private, max-age=90"),
+        (
+            "brand.link",
+            "/spring-sale",
+            301,
+            "https://shop.example.com/spring?utm_source=x&utm_medium=y",
+            "private, max-age=90",
+        ),
         ("brand.link", "/temp", 302, "https://shop.example.com/temp", "no-store"),
-        ("brand.link", "/Promo", 307, "https://shop.example.com/promo#top", "no-store"),
-        ("BRAND.LINK:8080", "/spring-sale", 301, "https://shop.example.com/spring?utm_source=x&utm_medium=y", "private, max-age=90"),
+        (
+            "brand.link",
+            "/Promo",
+            307,
+            "https://shop.example.com/promo#top",
+            "no-store",
+        ),
+        (
+            "BRAND.LINK:8080",
+            "/spring-sale",
+            301,
+            "https://shop.example.com/spring?utm_source=x&utm_medium=y",
+            "private, max-age=90",
+        ),
         // Link without a status on a domain with `status = 302`.
-        ("go.other.test", "/spring-sale", 302, "https://other.example.com/", "no-store"),
-        ("go.other.test", "/perm", 308, "https://other.example.com/perm", "private, max-age=90"),
-        ("quiet.test", "/x", 301, "https://quiet.example.com/x?a=1", "public, max-age=5"),
+        (
+            "go.other.test",
+            "/spring-sale",
+            302,
+            "https://other.example.com/",
+            "no-store",
+        ),
+        (
+            "go.other.test",
+            "/perm",
+            308,
+            "https://other.example.com/perm",
+            "private, max-age=90",
+        ),
+        (
+            "quiet.test",
+            "/x",
+            301,
+            "https://quiet.example.com/x?a=1",
+            "public, max-age=5",
+        ),
         // Percent-decoded slashtag.
-        ("brand.link", "/caf%C3%A9", 301, "https://shop.example.com/cafe", "private, max-age=90"),
+        (
+            "brand.link",
+            "/caf%C3%A9",
+            301,
+            "https://shop.example.com/cafe",
+            "private, max-age=90",
+        ),
         // Case-insensitive fallback (on by default), off for quiet.test.
-        ("brand.link", "/SPRING-SALE", 301, "https://shop.example.com/spring?utm_source=x&utm_medium=y", "private, max-age=90"),
-        ("brand.link", "/promo", 307, "https://shop.example.com/promo#top", "no-store"),
+        (
+            "brand.link",
+            "/SPRING-SALE",
+            301,
+            "https://shop.example.com/spring?utm_source=x&utm_medium=y",
+            "private, max-age=90",
+        ),
+        (
+            "brand.link",
+            "/promo",
+            307,
+            "https://shop.example.com/promo#top",
+            "no-store",
+        ),
         // Unknown host: the default domain (brand.link).
-        ("unknown.example", "/temp", 302, "https://shop.example.com/temp", "no-store"),
+        (
+            "unknown.example",
+            "/temp",
+            302,
+            "https://shop.example.com/temp",
+            "no-store",
+        ),
         // Misses and roots with configured fallbacks.
-        ("go.other.test", "/nope", 302, "https://other.example.com/missing", "no-store"),
+        (
+            "go.other.test",
+            "/nope",
+            302,
+            "https://other.example.com/missing",
+            "no-store",
+        ),
         ("go.other.test", "/", 302, "https://other.example.com/home", "no-store"),
     ];
     for (host, path, status, location, cc) in cases {
@@ -77,8 +146,16 @@ async fn statuses_locations_and_cache_control() {
 async fn query_parameters_are_merged_in_place() {
     let t = start(LINKS, DOMAINS).await;
     let cases = [
-        ("/spring-sale?utm_medium=z&ref=abc", "brand.link", "https://shop.example.com/spring?utm_source=x&utm_medium=z&ref=abc"),
-        ("/spring-sale?utm_source=a&utm_source=b", "brand.link", "https://shop.example.com/spring?utm_source=a&utm_source=b&utm_medium=y"),
+        (
+            "/spring-sale?utm_medium=z&ref=abc",
+            "brand.link",
+            "https://shop.example.com/spring?utm_source=x&utm_medium=z&ref=abc",
+        ),
+        (
+            "/spring-sale?utm_source=a&utm_source=b",
+            "brand.link",
+            "https://shop.example.com/spring?utm_source=a&utm_source=b&utm_medium=y",
+        ),
         ("/Promo?x=1", "brand.link", "https://shop.example.com/promo?x=1#top"),
         ("/temp?", "brand.link", "https://shop.example.com/temp"),
         // forward_query = false
@@ -108,7 +185,12 @@ async fn misses_robots_methods_and_bad_requests() {
     let r = get(&t.url("/robots.txt"), "go.other.test").await;
     assert_eq!(r.text().await.unwrap(), "User-agent: *\nAllow: /\n");
 
-    let r = c.head(t.url("/temp")).header("host", "brand.link").send().await.unwrap();
+    let r = c
+        .head(t.url("/temp"))
+        .header("host", "brand.link")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(header(&r, "location"), "https://shop.example.com/temp");
     for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
@@ -124,26 +206,45 @@ async fn misses_robots_methods_and_bad_requests() {
 
     // No Host at all (HTTP/1.0 allows it): 400.
     let answer = raw(t.node.addr, b"GET /temp HTTP/1.0\r\n\r\n").await;
-    assert!(answer.starts_with("HTTP/1.0 400") || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.0 400") || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
     // A slashtag that is not UTF-8 once decoded: 400.
-    let answer = raw(t.node.addr, b"GET /%FF%FE HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n").await;
+    let answer = raw(
+        t.node.addr,
+        b"GET /%FF%FE HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     // Garbage instead of a request line: 400 and the connection closes.
     let answer = raw(t.node.addr, b"\x16\x03\x01\x02\x00garbage\r\n\r\n").await;
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
     // An absurd path is just a miss.
-    let long = format!("GET /{} HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n", "a".repeat(6000));
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n",
+        "a".repeat(6000)
+    );
     assert!(raw(t.node.addr, long.as_bytes()).await.starts_with("HTTP/1.1 404"));
     // A head larger than max_header_bytes: 431.
-    let huge = format!("GET /temp HTTP/1.1\r\nHost: brand.link\r\nX-Big: {}\r\n\r\n", "b".repeat(40_000));
+    let huge = format!(
+        "GET /temp HTTP/1.1\r\nHost: brand.link\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(40_000)
+    );
     let answer = raw(t.node.addr, huge.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 
     let m = t.metrics().await;
     assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"not_found\"}"), 4);
     assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"robots\"}"), 2);
-    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"method_not_allowed\"}"), 5);
-    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"bad_request\"}"), 2);
+    assert_eq!(
+        common::metric(&m, "clickstream_responses_total{kind=\"method_not_allowed\"}"),
+        5
+    );
+    assert_eq!(
+        common::metric(&m, "clickstream_responses_total{kind=\"bad_request\"}"),
+        2
+    );
 }
 
 #[tokio::test]
@@ -175,10 +276,16 @@ async fn connection_limit_holds_new_connections_back() {
     let t = start(LINKS, "max_connections = 1").await;
     // The first connection holds the only permit.
     let mut first = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
-    first.write_all(b"GET /temp HTTP/1.1\r\nHost: brand.link\r\n\r\n").await.unwrap();
+    first
+        .write_all(b"GET /temp HTTP/1.1\r\nHost: brand.link\r\n\r\n")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The second is accepted by the kernel but not served while the first is open.
-    let second = tokio::spawn(raw(t.node.addr, b"GET /temp HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n"));
+    let second = tokio::spawn(raw(
+        t.node.addr,
+        b"GET /temp HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n",
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!second.is_finished(), "second connection must wait for a permit");
     drop(first);
@@ -214,7 +321,10 @@ async fn reload_under_load_never_shows_a_half_table() {
     std::fs::rename(&tmp, &links_path).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while common::metric(&t.metrics().await, "clickstream_reloads_total{result=\"ok\"}") < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "file change must trigger a reload");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "file change must trigger a reload"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -236,14 +346,25 @@ async fn reload_under_load_never_shows_a_half_table() {
     );
 
     // A table with errors keeps the current one.
-    std::fs::write(&links_path, "id,domain,slashtag,destination\nz,brand.link,spring-sale,htp://broken\n").unwrap();
+    std::fs::write(
+        &links_path,
+        "id,domain,slashtag,destination\nz,brand.link,spring-sale,htp://broken\n",
+    )
+    .unwrap();
     let err = t.node.reload(false).await.unwrap_err().to_string();
     assert!(err.contains("links.csv:2: destination 'htp://broken'"), "{err}");
     let r = get(&t.url("/spring-sale"), "brand.link").await;
-    assert_eq!(header(&r, "location"), "https://shop.example.com/v2?utm_source=x&utm_medium=y");
+    assert_eq!(
+        header(&r, "location"),
+        "https://shop.example.com/v2?utm_source=x&utm_medium=y"
+    );
 
     // A valid table that drops most links is refused, unless forced.
-    std::fs::write(&links_path, "id,domain,slashtag,destination\nz,brand.link,only,https://e.example/\n").unwrap();
+    std::fs::write(
+        &links_path,
+        "id,domain,slashtag,destination\nz,brand.link,only,https://e.example/\n",
+    )
+    .unwrap();
     let err = t.node.reload(false).await.unwrap_err().to_string();
     assert!(err.contains("would drop 86%"), "{err}");
     assert_eq!(get(&t.url("/temp"), "brand.link").await.status(), 302);

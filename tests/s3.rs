@@ -60,7 +60,9 @@ async fn serve_s3(listener: tokio::net::TcpListener, root: PathBuf) {
     let service = builder.build();
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let service = service.clone();
         connections.spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
@@ -151,11 +153,18 @@ async fn objects_land_under_hourly_keys_and_survive_an_outage() {
             .take(2)
             .map(|s| s.parse().unwrap())
             .collect();
-        assert_eq!(seqs[1] as usize + lines.len() - 1, seqs[0] as usize, "{key}: bounds match the events");
+        assert_eq!(
+            seqs[1] as usize + lines.len() - 1,
+            seqs[0] as usize,
+            "{key}: bounds match the events"
+        );
         let ts = lines[0]["timestamp"].as_str().unwrap();
         assert_eq!(&parts[2][3..], &ts[..10], "{key}: partition is the click date");
         assert_eq!(&parts[3][5..], &ts[11..13], "{key}: partition is the click hour");
-        assert_eq!(lines[0]["route"]["destination"]["raw"], "https://shop.example.com/a?x=1&utm_source=test");
+        assert_eq!(
+            lines[0]["route"]["destination"]["raw"],
+            "https://shop.example.com/a?x=1&utm_source=test"
+        );
     }
 
     // The store goes down; clicks keep coming; it comes back: all arrive.
@@ -177,7 +186,10 @@ async fn objects_land_under_hourly_keys_and_survive_an_outage() {
         .flat_map(|(_, l)| l.iter().map(|e| e["id"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(ids.len(), 50);
-    assert_eq!(metric(&p.metrics().await, "clickstream_sink_delivered_total{sink=\"lake\"}"), 50);
+    assert_eq!(
+        metric(&p.metrics().await, "clickstream_sink_delivered_total{sink=\"lake\"}"),
+        50
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

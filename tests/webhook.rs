@@ -27,7 +27,10 @@ async fn clicks(t: &common::TestNode, n: usize, path: &str) {
         let r = c
             .get(t.url(path))
             .header("host", "brand.link")
-            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            )
             .send()
             .await
             .unwrap();
@@ -56,7 +59,11 @@ async fn body_shape_headers_and_batching_by_count_and_age() {
     let reqs = rx.requests();
     let sizes: Vec<usize> = reqs.iter().map(|r| r.events().len()).collect();
     assert!(sizes.iter().all(|&n| n <= 3), "count limit: {sizes:?}");
-    assert_eq!(*sizes.last().unwrap(), 1, "the last click goes out by age alone: {sizes:?}");
+    assert_eq!(
+        *sizes.last().unwrap(),
+        1,
+        "the last click goes out by age alone: {sizes:?}"
+    );
     let first = &reqs[0];
     assert_eq!(first.method, "PUT");
     assert_eq!(first.headers["content-type"], "application/json");
@@ -66,7 +73,10 @@ async fn body_shape_headers_and_batching_by_count_and_age() {
     assert_eq!(keys, vec!["data", "key"]);
     assert_eq!(body["key"], "abcxyz123");
     assert_eq!(body["data"][0]["route"]["id"], "l1");
-    assert!(!first.headers.contains_key("webhook-signature"), "unsigned without a secret");
+    assert!(
+        !first.headers.contains_key("webhook-signature"),
+        "unsigned without a secret"
+    );
     let m = t.metrics().await;
     assert_eq!(metric(&m, "clickstream_sink_delivered_total{sink=\"hook\"}"), 7);
     assert_eq!(metric(&m, "clickstream_sink_appended_total{sink=\"hook\"}"), 7);
@@ -78,7 +88,12 @@ async fn failures_are_retried_until_delivered() {
     let t = start(LINKS, &sink(&rx.url(), "batch_max_age = \"50ms\"")).await;
     clicks(&t, 3, "/a").await;
     // 500, then redirects and auth errors: all retried, never dropped.
-    for mode in [Mode::Status(503, None), Mode::Status(302, None), Mode::Status(401, None), Mode::Status(404, None)] {
+    for mode in [
+        Mode::Status(503, None),
+        Mode::Status(302, None),
+        Mode::Status(401, None),
+        Mode::Status(404, None),
+    ] {
         tokio::time::sleep(Duration::from_millis(150)).await;
         rx.set_mode(mode);
     }
@@ -89,7 +104,10 @@ async fn failures_are_retried_until_delivered() {
     assert_eq!(events.len(), 3);
     // The redirect from the endpoint was not followed (the receiver saw it answered, nothing else).
     let statuses: HashSet<u16> = rx.requests().iter().map(|r| r.answered).collect();
-    assert!(statuses.is_superset(&[500, 503, 302, 401, 404, 200].into_iter().collect()), "{statuses:?}");
+    assert!(
+        statuses.is_superset(&[500, 503, 302, 401, 404, 200].into_iter().collect()),
+        "{statuses:?}"
+    );
     let m = t.metrics().await;
     assert!(metric(&m, "clickstream_sink_retries_total{sink=\"hook\"}") >= 5, "{m}");
     assert_eq!(metric(&m, "clickstream_sink_delivered_total{sink=\"hook\"}"), 3);
@@ -110,7 +128,10 @@ async fn retry_after_is_honoured() {
     let reqs = rx.requests();
     let gap = reqs[1].at - reqs[0].at;
     // The backoff alone would have retried within 200 ms.
-    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}, before Retry-After");
+    assert!(
+        gap >= Duration::from_millis(900),
+        "retried after {gap:?}, before Retry-After"
+    );
 }
 
 #[tokio::test]
@@ -143,18 +164,28 @@ async fn rejected_batches_go_to_the_dead_letter_file() {
     clicks(&t, 1, "/a").await;
     let delivered = rx.wait_for_events(1, Duration::from_secs(10)).await;
     assert_eq!(delivered.len(), 1, "rejected events are not sent again");
-    assert_eq!(metric(&t.metrics().await, "clickstream_sink_rejected_total{sink=\"hook\"}"), 2);
+    assert_eq!(
+        metric(&t.metrics().await, "clickstream_sink_rejected_total{sink=\"hook\"}"),
+        2
+    );
 }
 
 #[tokio::test]
 async fn too_large_batches_are_split_down_to_one_event() {
     let rx = Receiver::start(Mode::TooLargeAbove1).await;
-    let t = start(LINKS, &sink(&rx.url(), "batch_max_age = \"200ms\"\nbatch_max_events = 8")).await;
+    let t = start(
+        LINKS,
+        &sink(&rx.url(), "batch_max_age = \"200ms\"\nbatch_max_events = 8"),
+    )
+    .await;
     clicks(&t, 5, "/a").await;
     let events = rx.wait_for_events(5, Duration::from_secs(10)).await;
     assert_eq!(ids(&events).into_iter().collect::<HashSet<_>>().len(), 5);
     assert!(rx.requests().iter().any(|r| r.answered == 413));
-    assert_eq!(metric(&t.metrics().await, "clickstream_sink_rejected_total{sink=\"hook\"}"), 0);
+    assert_eq!(
+        metric(&t.metrics().await, "clickstream_sink_rejected_total{sink=\"hook\"}"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -178,7 +209,14 @@ async fn signed_requests_verify_and_keep_their_id_across_retries() {
     use hmac::Mac as _;
     let rx = Receiver::start(Mode::Status(500, None)).await;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let t = start(LINKS, &sink(&rx.url(), &format!("batch_max_age = \"50ms\"\nsigning_secret = \"{secret}\""))).await;
+    let t = start(
+        LINKS,
+        &sink(
+            &rx.url(),
+            &format!("batch_max_age = \"50ms\"\nsigning_secret = \"{secret}\""),
+        ),
+    )
+    .await;
     clicks(&t, 2, "/a").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     rx.set_mode(Mode::Ok);
@@ -207,7 +245,11 @@ async fn signed_requests_verify_and_keep_their_id_across_retries() {
 #[tokio::test]
 async fn an_outage_loses_nothing_and_does_not_slow_redirects() {
     let mut rx = Receiver::start(Mode::Ok).await;
-    let t = start(LINKS, &sink(&rx.url(), "batch_max_age = \"100ms\"\nbatch_max_events = 50")).await;
+    let t = start(
+        LINKS,
+        &sink(&rx.url(), "batch_max_age = \"100ms\"\nbatch_max_events = 50"),
+    )
+    .await;
     clicks(&t, 10, "/a").await;
     rx.wait_for_events(10, Duration::from_secs(10)).await;
     rx.stop();
@@ -223,7 +265,11 @@ async fn an_outage_loses_nothing_and_does_not_slow_redirects() {
     assert_eq!(unique.len(), 210, "every click arrives");
     for r in rx.requests().iter().filter(|r| r.answered == 200) {
         let batch = ids(&r.events());
-        assert_eq!(batch.len(), batch.iter().collect::<HashSet<_>>().len(), "no duplicate inside a batch");
+        assert_eq!(
+            batch.len(),
+            batch.iter().collect::<HashSet<_>>().len(),
+            "no duplicate inside a batch"
+        );
     }
     let m = t.metrics().await;
     assert_eq!(metric(&m, "clickstream_redirects_total{status=\"301\"}"), 210);
@@ -235,7 +281,10 @@ async fn filters_pick_humans_workspaces_and_domains() {
     let rx = Receiver::start(Mode::Ok).await;
     let t = start(
         LINKS,
-        &sink(&rx.url(), "batch_max_age = \"50ms\"\nhumans_only = true\nworkspaces = [\"w1\"]"),
+        &sink(
+            &rx.url(),
+            "batch_max_age = \"50ms\"\nhumans_only = true\nworkspaces = [\"w1\"]",
+        ),
     )
     .await;
     clicks(&t, 2, "/a").await; // w1, human
@@ -251,5 +300,8 @@ async fn filters_pick_humans_workspaces_and_domains() {
     let events = rx.wait_for_events(2, Duration::from_secs(10)).await;
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e["route"]["creator"]["workspace"]["id"] == "w1"));
-    assert_eq!(metric(&t.metrics().await, "clickstream_sink_filtered_total{sink=\"hook\"}"), 3);
+    assert_eq!(
+        metric(&t.metrics().await, "clickstream_sink_filtered_total{sink=\"hook\"}"),
+        3
+    );
 }

@@ -215,7 +215,9 @@ impl Enricher {
         let started = if session.first {
             timestamp.clone()
         } else {
-            click::format_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_micros(session.started_micros.max(0) as u64))
+            click::format_timestamp(
+                std::time::UNIX_EPOCH + std::time::Duration::from_micros(session.started_micros.max(0) as u64),
+            )
         };
         ClickEvent {
             id: uuid::Uuid::now_v7().to_string(),
@@ -298,7 +300,6 @@ mod tests {
         get(&mut c, b"d");
         get(&mut c, b"e");
         assert!(c.young.len() + c.old.len() <= 4);
-        drop(get);
         assert_eq!(computed, 5);
     }
 }

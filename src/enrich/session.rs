@@ -178,7 +178,14 @@ mod tests {
         let t0 = 1_700_000_000_000_000;
         let k = t.visitor_key(ip, b"UA", "w1", t0);
         // (offset in minutes, expected first, expected start offset)
-        let steps = [(0, true, 0), (10, false, 0), (39, false, 0), (69, false, 0), (100, true, 100), (101, false, 100)];
+        let steps = [
+            (0, true, 0),
+            (10, false, 0),
+            (39, false, 0),
+            (69, false, 0),
+            (100, true, 100),
+            (101, false, 100),
+        ];
         for (at, first, start) in steps {
             let s = t.touch(k, t0 + at * MIN);
             assert_eq!((s.first, s.started_micros), (first, t0 + start * MIN), "at +{at}m");

@@ -145,7 +145,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `initial`, capped at `max`.
     pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff { initial, max, attempt: 0 }
+        Backoff {
+            initial,
+            max,
+            attempt: 0,
+        }
     }
 
     /// The ceiling of the next delay (before jitter).
@@ -191,7 +195,9 @@ struct Reading {
 impl Reading {
     /// Where the current batch ends: before the carried record, else where the reader stands.
     fn ack_position(&self) -> Position {
-        self.carry.as_ref().map_or(self.reader.position(), |(_, before)| *before)
+        self.carry
+            .as_ref()
+            .map_or(self.reader.position(), |(_, before)| *before)
     }
 }
 
@@ -251,18 +257,28 @@ impl<S: Sink> Driver<S> {
             let reading = self.reading.as_ref().expect("reader present between steps");
             let end = reading.ack_position();
             let epoch = reading.reader.epoch();
-            let (spool, name, bounds) = (self.ctx.spool.clone(), self.ctx.name.clone(), (batch.first_seq, batch.last_seq));
+            let (spool, name, bounds) = (
+                self.ctx.spool.clone(),
+                self.ctx.name.clone(),
+                (batch.first_seq, batch.last_seq),
+            );
             match tokio::task::spawn_blocking(move || spool.set_pending(&name, bounds)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(sink = %self.ctx.name, error = %e, "cannot record the pending batch; sending anyway"),
-                Err(e) => tracing::warn!(sink = %self.ctx.name, error = %e, "pending-batch task failed; sending anyway"),
+                Ok(Err(e)) => {
+                    tracing::warn!(sink = %self.ctx.name, error = %e, "cannot record the pending batch; sending anyway")
+                }
+                Err(e) => {
+                    tracing::warn!(sink = %self.ctx.name, error = %e, "pending-batch task failed; sending anyway")
+                }
             }
             match self.deliver(batch, epoch).await {
                 Delivery::Done => {
                     let (spool, name) = (self.ctx.spool.clone(), self.ctx.name.clone());
                     match tokio::task::spawn_blocking(move || spool.ack(&name, end, epoch)).await {
                         Ok(Ok(_)) => {}
-                        Ok(Err(e)) => tracing::warn!(sink = %self.ctx.name, error = %e, "cannot save the sink cursor (events may be sent again after a restart)"),
+                        Ok(Err(e)) => {
+                            tracing::warn!(sink = %self.ctx.name, error = %e, "cannot save the sink cursor (events may be sent again after a restart)")
+                        }
                         Err(e) => tracing::warn!(sink = %self.ctx.name, error = %e, "cursor task failed"),
                     }
                 }
@@ -437,7 +453,12 @@ fn fill_exact(r: &mut Reading, (first, last): (u64, u64)) -> Option<Batch> {
 
 /// Adds waiting events to a batch; also returns whether it must close now (full, or the next
 /// event belongs to another hour or would pass the byte limit).
-fn top_up(r: &mut Reading, mut batch: Option<Batch>, (max_events, max_bytes): (usize, usize), durable: u64) -> (Option<Batch>, bool) {
+fn top_up(
+    r: &mut Reading,
+    mut batch: Option<Batch>,
+    (max_events, max_bytes): (usize, usize),
+    durable: u64,
+) -> (Option<Batch>, bool) {
     loop {
         if batch.as_ref().is_some_and(|b| b.events.len() >= max_events) {
             return (batch, true);

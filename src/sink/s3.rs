@@ -150,7 +150,9 @@ mod tests {
             bytes: 14,
         };
         let mut out = String::new();
-        flate2::read::GzDecoder::new(&gzip(&b).unwrap()[..]).read_to_string(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&gzip(&b).unwrap()[..])
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "{\"a\":1}\n{\"b\":2}\n");
     }
 }

@@ -585,7 +585,9 @@ impl Spool {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     state.segments.remove(&first);
                 }
-                Err(e) => tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a delivered segment"),
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a delivered segment")
+                }
             }
         }
     }
@@ -600,7 +602,11 @@ impl Spool {
         };
         for c in sinks.iter_mut() {
             let undelivered = |p: &Position| -> u64 {
-                segments.range(p.segment..).map(|(_, b)| *b).sum::<u64>().saturating_sub(p.offset)
+                segments
+                    .range(p.segment..)
+                    .map(|(_, b)| *b)
+                    .sum::<u64>()
+                    .saturating_sub(p.offset)
             };
             let mut bytes = undelivered(&c.position);
             let mut lost = 0u64;

@@ -149,7 +149,11 @@ impl SpoolReader {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Deleted under us (budget drop): go on with the next one that exists.
-                return if self.advance_segment(false) { self.open_segment() } else { Ok(false) };
+                return if self.advance_segment(false) {
+                    self.open_segment()
+                } else {
+                    Ok(false)
+                };
             }
             Err(e) => return Err(e),
         };

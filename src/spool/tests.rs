@@ -31,9 +31,14 @@ fn drain(r: &mut SpoolReader, durable: u64) -> Vec<u64> {
 fn records_round_trip_and_detect_damage() {
     let mut buf = Vec::new();
     encode_record(&mut buf, 7, meta(true), br#"{"a":1}"#);
-    let Decoded::Record(r, n) = decode_record(&buf) else { panic!() };
+    let Decoded::Record(r, n) = decode_record(&buf) else {
+        panic!()
+    };
     assert_eq!(n, buf.len());
-    assert_eq!((r.seq, r.bot, r.workspace.as_str(), r.domain.as_str()), (7, true, "w1", "brand.link"));
+    assert_eq!(
+        (r.seq, r.bot, r.workspace.as_str(), r.domain.as_str()),
+        (7, true, "w1", "brand.link")
+    );
     assert_eq!(r.json, br#"{"a":1}"#);
     assert_eq!(decode_record(&buf[..buf.len() - 1]), Decoded::Incomplete);
     let mut bad = buf.clone();
@@ -59,7 +64,10 @@ fn readers_see_only_durable_events_across_segments() {
     assert_eq!(drain(&mut r, durable), (1..=durable).collect::<Vec<_>>());
     w.flush().unwrap();
     assert_eq!(spool.durable_seq(), 100);
-    assert_eq!(drain(&mut r, spool.durable_seq()), (durable + 1..=100).collect::<Vec<_>>());
+    assert_eq!(
+        drain(&mut r, spool.durable_seq()),
+        (durable + 1..=100).collect::<Vec<_>>()
+    );
     assert!(spool.state().segments.len() > 1, "small segments roll");
     // Acknowledging deletes passed segments, never the head.
     assert!(spool.ack("a", r.position(), r.epoch()).unwrap());
@@ -140,7 +148,10 @@ fn budget_drops_the_oldest_and_frees_disk() {
     let got = drain(&mut slow, spool.durable_seq());
     assert_eq!(got.len() as u64 + dropped, total);
     assert_eq!(*got.last().unwrap(), total);
-    let files = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg")).count();
+    let files = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
+        .count();
     assert!(files <= 5, "old segments deleted, {files} left");
 }
 

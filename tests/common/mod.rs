@@ -44,7 +44,14 @@ impl TestNode {
     }
 
     pub async fn metrics(&self) -> String {
-        client().get(format!("{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap()
+        client()
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
 
@@ -97,8 +104,13 @@ pub fn client() -> reqwest::Client {
 }
 
 pub fn read_ndjson_dir(dir: &Path) -> Vec<serde_json::Value> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "ndjson")).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .collect();
     files.sort();
     let mut out = Vec::new();
     for f in files {

@@ -113,7 +113,11 @@ impl Receiver {
             if d.len() >= n {
                 return d;
             }
-            assert!(Instant::now() < deadline, "receiver has {} events, expected {n}", d.len());
+            assert!(
+                Instant::now() < deadline,
+                "receiver has {} events, expected {n}",
+                d.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -129,7 +133,9 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
     // Connections live in this set, so aborting the server also cuts its keep-alive connections.
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let state = state.clone();
         connections.spawn(async move {
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -161,16 +167,21 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
                     let mut r = http::Response::new(Full::new(Bytes::from_static(b"{}")));
                     *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
                     if let Some(ra) = retry_after {
-                        r.headers_mut().insert("retry-after", http::HeaderValue::from_static(ra));
+                        r.headers_mut()
+                            .insert("retry-after", http::HeaderValue::from_static(ra));
                     }
                     if (300..400).contains(&status) {
-                        r.headers_mut()
-                            .insert("location", http::HeaderValue::from_static("http://127.0.0.1:1/elsewhere"));
+                        r.headers_mut().insert(
+                            "location",
+                            http::HeaderValue::from_static("http://127.0.0.1:1/elsewhere"),
+                        );
                     }
                     Ok::<_, Infallible>(r)
                 }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
