@@ -4,7 +4,7 @@
 //! - `handle/redirect`: `Router::handle` for a hit, response and click hand-off included;
 //! - `enrich/cached_ua` and `enrich/cold_ua`: building one click event (UA cache hit / miss);
 //! - `encode/json`: serializing one event;
-//! - `spool/append`: appending one encoded event to the spool (buffered; flushed every 1,000).
+//! - `spool/append`: appending one encoded event to the spool (buffered; synced every 100,000).
 //!
 //! Run: `cargo bench --bench hot_path` (add `-- --quick` for a short run).
 
@@ -168,7 +168,7 @@ fn spool(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             w.append(meta, &json).unwrap();
-            if n.is_multiple_of(1000) {
+            if n.is_multiple_of(100_000) {
                 w.flush().unwrap();
             }
         })

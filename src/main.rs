@@ -186,6 +186,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Registered before start-up, so a signal that arrives while the table loads is kept.
+        let signals = Signals::new()?;
         let sinks: Vec<String> = config.sinks.iter().map(|s| s.name.clone()).collect();
         let links_path = config.server.links.clone();
         let (node, loaded) = Node::start(config).await?;
@@ -200,26 +202,42 @@ fn serve(config: Config) -> anyhow::Result<()> {
             spool_id = node.spool.id(),
             "clickstream serving"
         );
-        wait_for_signals(&node).await?;
+        signals.wait(&node).await;
         tracing::info!("shutting down: finishing in-flight requests and flushing the spool");
         node.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signals(node: &Node) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot listen for SIGUSR1")?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            // Outcomes are logged and counted by the reloader.
-            _ = hup.recv() => { let _ = node.reload(false).await; }
-            _ = usr1.recv() => { let _ = node.reload(true).await; }
+/// The signals `serve` answers.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
+            usr1: signal(SignalKind::user_defined1()).context("cannot listen for SIGUSR1")?,
+        })
+    }
+
+    /// Reloads on SIGHUP (SIGUSR1: forced) until SIGTERM or SIGINT.
+    async fn wait(mut self, node: &Node) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                // Outcomes are logged and counted by the reloader.
+                _ = self.hup.recv() => { let _ = node.reload(false).await; }
+                _ = self.usr1.recv() => { let _ = node.reload(true).await; }
+            }
         }
     }
 }

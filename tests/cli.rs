@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clickstream");
@@ -89,26 +89,7 @@ fn serve_stops_cleanly_on_sigterm() {
     .unwrap();
     let config = common::config_text(dir.path(), "");
     std::fs::write(dir.path().join("c.toml"), config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", "c.toml"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert_eq!(status.code(), Some(0));
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut p = common::process::Process::start(dir.path(), &dir.path().join("c.toml"), &[]);
+    p.signal("TERM");
+    assert_eq!(p.wait(Duration::from_secs(10)), Some(0), "serve must exit 0 on SIGTERM");
 }

@@ -36,6 +36,10 @@ use session::SessionTracker;
 
 /// Entries per generation of the user-agent cache (two generations are kept).
 const UA_CACHE_GENERATION_ENTRIES: usize = 16_384;
+/// Entries per generation of the parsed-destination cache.
+const DESTINATION_CACHE_GENERATION_ENTRIES: usize = 16_384;
+/// Entries per generation of the referrer cache (keyed by `Referer` and the link's domain).
+const REFERRAL_CACHE_GENERATION_ENTRIES: usize = 16_384;
 
 /// The operator-editable lists in `data/`, reloaded with the link table.
 pub struct EnrichLists {
@@ -81,24 +85,27 @@ fn read(path: &std::path::Path, errors: &mut Vec<String>) -> Option<String> {
 /// A two-generation cache: lookups hit the young map, then the old one (promoting the entry);
 /// when the young map is full it becomes the old one. An LRU approximation with no per-hit
 /// bookkeeping and a hard size bound of two generations.
-pub struct UaCache {
-    young: HashMap<Box<[u8]>, Arc<AgentInfo>>,
-    old: HashMap<Box<[u8]>, Arc<AgentInfo>>,
+pub struct TwoGenCache<V> {
+    young: HashMap<Box<[u8]>, Arc<V>, foldhash::fast::RandomState>,
+    old: HashMap<Box<[u8]>, Arc<V>, foldhash::fast::RandomState>,
     cap: usize,
 }
 
-impl UaCache {
+/// User agent (and client hints) → classification.
+pub type UaCache = TwoGenCache<AgentInfo>;
+
+impl<V> TwoGenCache<V> {
     /// A cache of at most `2 * cap` entries.
-    pub fn new(cap: usize) -> UaCache {
-        UaCache {
-            young: HashMap::new(),
-            old: HashMap::new(),
+    pub fn new(cap: usize) -> TwoGenCache<V> {
+        TwoGenCache {
+            young: HashMap::default(),
+            old: HashMap::default(),
             cap: cap.max(1),
         }
     }
 
-    /// The cached classification for `key`, or the one `compute` makes (then cached).
-    pub fn get_or_insert(&mut self, key: &[u8], compute: impl FnOnce() -> AgentInfo) -> Arc<AgentInfo> {
+    /// The cached value for `key`, or the one `compute` makes (then cached).
+    pub fn get_or_insert(&mut self, key: &[u8], compute: impl FnOnce() -> V) -> Arc<V> {
         if let Some(v) = self.young.get(key) {
             return v.clone();
         }
@@ -129,6 +136,8 @@ pub struct Enricher {
     trusted: TrustedProxies,
     sessions: Arc<SessionTracker>,
     ua_cache: UaCache,
+    destinations: TwoGenCache<click::Destination>,
+    referrals: TwoGenCache<click::Referral>,
     key_buf: Vec<u8>,
     metrics: Arc<Metrics>,
 }
@@ -149,6 +158,8 @@ impl Enricher {
             trusted,
             sessions,
             ua_cache: UaCache::new(UA_CACHE_GENERATION_ENTRIES),
+            destinations: TwoGenCache::new(DESTINATION_CACHE_GENERATION_ENTRIES),
+            referrals: TwoGenCache::new(REFERRAL_CACHE_GENERATION_ENTRIES),
             key_buf: Vec::with_capacity(512),
             metrics,
         }
@@ -164,6 +175,7 @@ impl Enricher {
         let lists = self.lists.load_full();
         if !self.lists_seen.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, &lists)) {
             self.ua_cache.clear();
+            self.referrals.clear();
             self.lists_seen = Some(lists.clone());
         }
         let h = &hit.headers;
@@ -202,9 +214,23 @@ impl Enricher {
         let now = click::unix_micros(hit.time);
         let visitor = self.sessions.visitor_key(ip, ua, &link.workspace.id, now);
         let session = self.sessions.touch(visitor, now);
-        let referral = lists
-            .referrers
-            .classify(h.referer.as_ref().and_then(|v| v.to_str().ok()), &link.domain);
+        let referer = h.referer.as_ref().and_then(|v| v.to_str().ok());
+        self.key_buf.clear();
+        self.key_buf.extend_from_slice(referer.unwrap_or("").as_bytes());
+        self.key_buf.push(0);
+        self.key_buf.extend_from_slice(link.domain.as_bytes());
+        let referral = self.referrals.get_or_insert(&self.key_buf, || {
+            let r = lists.referrers.classify(referer, &link.domain);
+            click::Referral {
+                hostname: r.hostname,
+                protocol: r.protocol,
+                path: r.path,
+                origin: click::Origin {
+                    kind: r.origin_type,
+                    name: r.origin_name,
+                },
+            }
+        });
         let language = h
             .accept_language
             .as_ref()
@@ -242,15 +268,7 @@ impl Enricher {
                     first: session.first,
                 },
             },
-            referral: click::Referral {
-                hostname: referral.hostname,
-                protocol: referral.protocol,
-                path: referral.path,
-                origin: click::Origin {
-                    kind: referral.origin_type,
-                    name: referral.origin_name,
-                },
-            },
+            referral,
             route: click::Route {
                 id: link.id.to_string(),
                 slashtag: link.slashtag.to_string(),
@@ -265,7 +283,9 @@ impl Enricher {
                     id: link.domain_id.to_string(),
                     raw: link.domain.to_string(),
                 },
-                destination: click::Destination::from_location(hit.location.to_str().unwrap_or("")),
+                destination: self.destinations.get_or_insert(hit.location.as_bytes(), || {
+                    click::Destination::from_location(hit.location.to_str().unwrap_or(""))
+                }),
             },
         }
     }

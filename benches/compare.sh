@@ -1,0 +1,642 @@
+#!/usr/bin/env bash
+# End-to-end throughput comparison: clickstream against nginx, on this machine.
+#
+#   benches/compare.sh                       # defaults: 3 rounds of 10 s, 64 connections, 100k links
+#   benches/compare.sh --duration 3 --rounds 1 --links 10000 --no-oha    # a quick look
+#   benches/compare.sh --help
+#
+# Both servers get the same link table (one domain, brand.link) and the same load: wrk with
+# realistic clicks (benches/compare/clicks.lua: every slashtag of the table, browser and bot
+# user agents, referrers, Accept-Language, Host: brand.link). In each round, one after the
+# other:
+#
+#   nginx-nolog          map $uri -> 301, access log off
+#   nginx-log            the same, with a `combined` access log written to a file
+#   clickstream-file     clickstream, click events to its NDJSON file sink
+#   clickstream-webhook  clickstream, click events to a local webhook receiver
+#
+# For clickstream, every run starts a fresh process (fresh counters and spool) and, after the
+# load, waits for delivery to catch up, then checks that the events delivered equal the
+# redirects served (`clickstream_redirects_total`). Then oha measures latency at half of the
+# measured peak (clickstream-webhook and nginx-log), unless --no-oha.
+#
+# Installs what is missing: nginx and wrk from Debian packages, oha with `cargo install oha
+# --locked` (only when the latency step runs). Builds clickstream with `cargo build --release`.
+# Everything listens on 127.0.0.1; every process started here is stopped on exit or Ctrl-C.
+# Results: benches/compare/results/latest.md (Markdown, ready for the README) and latest.svg.
+
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HELPERS="$REPO_DIR/benches/compare"
+RESULTS_DIR="$HELPERS/results"
+BINARY="$REPO_DIR/target/release/clickstream"
+COMMAND_LINE="benches/compare.sh${*:+ $*}"
+
+# Settings (see usage).
+DURATION=10
+ROUNDS=3
+CONNECTIONS=64
+THREADS=2
+LINKS=100000
+OHA_DURATION=10
+RUN_OHA=1
+BUILD=1
+PORT_BASE=18080
+NGINX_WORKERS=auto
+CATCHUP_TIMEOUT=30
+KEEP_WORK_DIR=0
+
+SYSTEMS=(nginx-nolog nginx-log clickstream-file clickstream-webhook)
+
+# State for cleanup.
+WORK_DIR=""
+STARTED_PIDS=()
+CREATED_POLICY_RC=0
+
+usage() {
+    cat <<EOF
+Usage: benches/compare.sh [options]
+
+Compares clickstream against nginx serving the same redirects, with wrk, on 127.0.0.1.
+
+  --duration SEC        wrk duration of each run (default $DURATION)
+  --rounds N            rounds; each runs every system once (default $ROUNDS)
+  --connections N       wrk connections, also oha's (default $CONNECTIONS)
+  --threads N           wrk threads (default $THREADS)
+  --links N             links in the table (default $LINKS)
+  --oha-duration SEC    duration of each latency-at-half-peak run (default $OHA_DURATION)
+  --no-oha              skip the latency-at-half-peak step (and installing oha)
+  --no-build            do not run 'cargo build --release' first
+  --port-base PORT      first of the 5 ports used on 127.0.0.1 (default $PORT_BASE)
+  --nginx-workers N     nginx worker_processes (default $NGINX_WORKERS)
+  --catchup-timeout SEC how long to wait for clickstream's deliveries after a run (default $CATCHUP_TIMEOUT)
+  --keep                keep the work directory (configs, logs, raw results)
+  -h, --help            this text
+
+Writes benches/compare/results/latest.md and latest.svg.
+EOF
+}
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+parse_args() {
+    while (($#)); do
+        case "$1" in
+            --duration) DURATION=${2:?}; shift ;;
+            --rounds) ROUNDS=${2:?}; shift ;;
+            --connections) CONNECTIONS=${2:?}; shift ;;
+            --threads) THREADS=${2:?}; shift ;;
+            --links) LINKS=${2:?}; shift ;;
+            --oha-duration) OHA_DURATION=${2:?}; shift ;;
+            --no-oha) RUN_OHA=0 ;;
+            --no-build) BUILD=0 ;;
+            --port-base) PORT_BASE=${2:?}; shift ;;
+            --nginx-workers) NGINX_WORKERS=${2:?}; shift ;;
+            --catchup-timeout) CATCHUP_TIMEOUT=${2:?}; shift ;;
+            --keep) KEEP_WORK_DIR=1 ;;
+            -h|--help) usage; exit 0 ;;
+            *) usage >&2; die "unknown option '$1'" ;;
+        esac
+        shift
+    done
+    local name value
+    for name in DURATION ROUNDS CONNECTIONS THREADS LINKS OHA_DURATION PORT_BASE CATCHUP_TIMEOUT; do
+        value=${!name}
+        [[ $value =~ ^[1-9][0-9]*$ ]] || die "--${name,,} must be a positive integer, not '$value'"
+    done
+    ((CONNECTIONS >= THREADS)) || die "--connections must be at least --threads"
+    ((PORT_BASE + 4 <= 65535)) || die "--port-base is too high"
+    [[ $NGINX_WORKERS == auto || $NGINX_WORKERS =~ ^[1-9][0-9]*$ ]] || die "--nginx-workers: a number or 'auto'"
+
+    NGINX_PORT=$PORT_BASE
+    CLICKSTREAM_PORT=$((PORT_BASE + 1))
+    ADMIN_PORT=$((PORT_BASE + 2))
+    RECEIVER_PORT=$((PORT_BASE + 3))
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes and cleanup
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    local pid
+    for pid in "${STARTED_PIDS[@]}"; do
+        stop_process "$pid"
+    done
+    if ((CREATED_POLICY_RC)); then
+        rm -f /usr/sbin/policy-rc.d
+    fi
+    if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
+        if ((KEEP_WORK_DIR)); then
+            log "work directory kept: $WORK_DIR"
+        else
+            rm -rf "$WORK_DIR"
+        fi
+    fi
+    exit "$status"
+}
+
+on_signal() {
+    warn "interrupted: stopping everything started here"
+    exit 130
+}
+
+# start_process LOG_FILE COMMAND...: runs COMMAND in the background; its pid is in STARTED_PID.
+start_process() {
+    local log_file=$1
+    shift
+    "$@" >"$log_file" 2>&1 &
+    STARTED_PID=$!
+    STARTED_PIDS+=("$STARTED_PID")
+}
+
+# stop_process PID [GRACE_SECONDS]: SIGTERM, then SIGKILL after the grace period.
+stop_process() {
+    local pid=$1 grace=${2:-15} tick=0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null && ((tick < grace * 10)); do
+            sleep 0.1
+            tick=$((tick + 1))
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            warn "process $pid did not stop within ${grace}s: killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+    local remaining=() p
+    for p in "${STARTED_PIDS[@]}"; do
+        [[ $p == "$pid" ]] || remaining+=("$p")
+    done
+    STARTED_PIDS=("${remaining[@]}")
+}
+
+# cpu_ticks PID: user + system clock ticks of PID and its children (nginx's workers).
+cpu_ticks() {
+    local total=0 pid stat fields
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        read -r -a fields <<<"${stat##*) }"
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
+# record_cpu FILE KEY TICKS_BEFORE PID: appends KEY=<CPU seconds of PID since TICKS_BEFORE>.
+record_cpu() {
+    local ticks
+    ticks=$(($(cpu_ticks "$4") - $3))
+    printf '%s=%s\n' "$2" "$(awk -v t="$ticks" -v hz="$CLOCK_TICKS" 'BEGIN { printf "%.2f", t / hz }')" >>"$1"
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_for_http URL PID TIMEOUT_SECONDS: until URL answers anything at all.
+wait_for_http() {
+    local url=$1 pid=$2 timeout=$3 tick=0
+    while ((tick < timeout * 10)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if curl -s -o /dev/null --max-time 1 "$url"; then
+            return 0
+        fi
+        sleep 0.1
+        tick=$((tick + 1))
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+install_debian_packages() {
+    local packages=("$@")
+    log "installing ${packages[*]} from Debian packages"
+    ((EUID == 0)) || die "installing packages needs root: apt-get install ${packages[*]}"
+    # Keep the package's own nginx service from starting (it would listen on port 80).
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        CREATED_POLICY_RC=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${packages[@]}" >/dev/null
+    if ((CREATED_POLICY_RC)); then
+        rm -f /usr/sbin/policy-rc.d
+        CREATED_POLICY_RC=0
+    fi
+}
+
+nginx_binary() {
+    command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true
+}
+
+ensure_tools() {
+    local tool
+    for tool in python3 curl; do
+        command -v "$tool" >/dev/null || die "$tool is required"
+    done
+    local missing=()
+    [[ -n $(nginx_binary) ]] || missing+=(nginx)
+    command -v wrk >/dev/null || missing+=(wrk)
+    if ((${#missing[@]})); then
+        local packages=(wrk)
+        if [[ " ${missing[*]} " == *" nginx "* ]]; then
+            if apt-cache show nginx-light >/dev/null 2>&1; then packages+=(nginx-light); else packages+=(nginx); fi
+        fi
+        install_debian_packages "${packages[@]}"
+        # apt-cache may not know nginx-light before the first update: retry with nginx.
+        [[ -n $(nginx_binary) ]] || install_debian_packages nginx
+    fi
+    CLOCK_TICKS=$(getconf CLK_TCK)
+    NGINX=$(nginx_binary)
+    [[ -n $NGINX ]] || die "nginx could not be installed"
+    command -v wrk >/dev/null || die "wrk could not be installed"
+
+    if ((RUN_OHA)) && ! command -v oha >/dev/null; then
+        command -v cargo >/dev/null || die "oha is missing and cargo is not there to install it (or pass --no-oha)"
+        log "installing oha with 'cargo install oha --locked' (compiles; skip with --no-oha)"
+        cargo install oha --locked || die "could not install oha (pass --no-oha to skip the latency step)"
+        export PATH="$HOME/.cargo/bin:$PATH"
+        command -v oha >/dev/null || die "oha was installed but is not on PATH (add ~/.cargo/bin)"
+    fi
+}
+
+build_clickstream() {
+    if ((BUILD)); then
+        log "cargo build --release"
+        (cd "$REPO_DIR" && cargo build --release --locked --quiet)
+    fi
+    [[ -x $BINARY ]] || die "$BINARY is missing: run 'cargo build --release'"
+}
+
+check_ports_free() {
+    local port
+    for port in "$NGINX_PORT" "$CLICKSTREAM_PORT" "$ADMIN_PORT" "$RECEIVER_PORT"; do
+        ! port_in_use "$port" || die "port $port on 127.0.0.1 is in use: choose others with --port-base"
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+generate_links() {
+    log "generating $LINKS links on brand.link"
+    python3 "$HELPERS/links.py" --count "$LINKS" --dir "$WORK_DIR/links" >/dev/null
+    SLASHTAGS="$WORK_DIR/links/slashtags.txt"
+}
+
+# write_nginx_config DIR ACCESS_LOG_DIRECTIVE
+write_nginx_config() {
+    local dir=$1 access_log=$2 hash_size=1024
+    while ((hash_size < LINKS * 2)); do hash_size=$((hash_size * 2)); done
+    mkdir -p "$dir/logs"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes $NGINX_WORKERS;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    $access_log
+    server_tokens off;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+
+    map_hash_max_size $hash_size;
+    map_hash_bucket_size 128;
+    map \$uri \$dest {
+        default "";
+        include $WORK_DIR/links/links.map;
+    }
+
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        server_name brand.link;
+
+        location / {
+            if (\$dest = "") {
+                return 404;
+            }
+            add_header Cache-Control "private, max-age=90" always;
+            return 301 \$dest;
+        }
+    }
+}
+EOF
+}
+
+# write_clickstream_config DIR SINK_TOML
+write_clickstream_config() {
+    local dir=$1 sink=$2
+    mkdir -p "$dir"
+    cat >"$dir/clickstream.toml" <<EOF
+[server]
+listen = "127.0.0.1:$CLICKSTREAM_PORT"
+admin_listen = "127.0.0.1:$ADMIN_PORT"
+links = "$WORK_DIR/links/links.csv"
+default_domain = "brand.link"
+node_id = "bench"
+spool_dir = "$dir/spool"
+trusted_proxies = ["127.0.0.1"]
+reload_poll_interval = "0s"
+
+$sink
+EOF
+}
+
+file_sink() {
+    printf '[[sink]]\ntype = "file"\nname = "events"\ndir = "%s/events"\n' "$1"
+}
+
+webhook_sink() {
+    printf '[[sink]]\ntype = "webhook"\nname = "receiver"\nurl = "http://127.0.0.1:%s/clicks"\nkey = "compare"\n' "$RECEIVER_PORT"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+# run_wrk OUT_FILE URL
+run_wrk() {
+    local out=$1 url=$2
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s --latency \
+        -s "$HELPERS/clicks.lua" "$url" -- "$SLASHTAGS" >"$out" 2>&1 || true
+    grep -q '^WRK_JSON ' "$out" || { cat "$out" >&2; die "wrk failed (see above)"; }
+}
+
+wrk_summary() {
+    python3 - "$1" <<'EOF'
+import json, sys
+line = next(l for l in open(sys.argv[1]) if l.startswith("WRK_JSON "))
+r = json.loads(line[9:])
+errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"] + r["timeouts"]
+rps = r["requests"] / (r["duration_us"] / 1e6)
+print(f"{rps:,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms, errors {errors}")
+EOF
+}
+
+run_nginx() {
+    local name=$1 dir=$2
+    local access_log="access_log off;"
+    [[ $name == nginx-log ]] && access_log="access_log $dir/logs/access.log combined;"
+    write_nginx_config "$dir" "$access_log"
+    start_process "$dir/nginx.out" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" -g "daemon off;"
+    local pid=$STARTED_PID
+    if ! wait_for_http "http://127.0.0.1:$NGINX_PORT/" "$pid" 60; then
+        cat "$dir/nginx.out" "$dir/logs/error.log" >&2 2>/dev/null || true
+        die "nginx did not start"
+    fi
+    check_nginx_answers
+    local ticks
+    ticks=$(cpu_ticks "$pid")
+    run_wrk "$dir/wrk.txt" "http://127.0.0.1:$NGINX_PORT"
+    record_cpu "$dir/cpu.env" server_cpu_seconds "$ticks" "$pid"
+    stop_process "$pid"
+    if [[ -f $dir/logs/access.log ]]; then
+        wc -l <"$dir/logs/access.log" | tr -d ' ' >"$dir/access_log_lines"
+        rm -f "$dir/logs/access.log"
+    fi
+}
+
+check_nginx_answers() {
+    local first location
+    first=$(head -n 1 "$SLASHTAGS")
+    location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: brand.link' "http://127.0.0.1:$NGINX_PORT/$first")
+    [[ $location == "301 https://"* ]] || die "nginx answered '$location' for /$first"
+}
+
+metric_sum() {
+    # metric_sum METRICS_FILE PREFIX: sum of the samples whose name{labels} starts with PREFIX.
+    awk -v p="$2" 'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }' "$1"
+}
+
+# count_events SYSTEM DIR: events delivered so far (receiver's unique ids, or NDJSON lines).
+count_events() {
+    if [[ $1 == clickstream-webhook ]]; then
+        curl -s --max-time 2 "http://127.0.0.1:$RECEIVER_PORT/count" |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["unique"])' 2>/dev/null || echo 0
+    else
+        local files=("$2"/events/*.ndjson)
+        if [[ -e ${files[0]} ]]; then cat "${files[@]}" | wc -l | tr -d ' '; else echo 0; fi
+    fi
+}
+
+# wait_for_delivery SYSTEM DIR: until the events delivered reach the redirects served.
+wait_for_delivery() {
+    local system=$1 dir=$2 tick=0 redirects=-1 previous=-2 events=0 start=$SECONDS
+    while ((tick < CATCHUP_TIMEOUT * 5)); do
+        curl -s --max-time 2 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$dir/metrics.txt" || true
+        previous=$redirects
+        redirects=$(metric_sum "$dir/metrics.txt" 'clickstream_redirects_total{status="301"}')
+        events=$(count_events "$system" "$dir")
+        if ((redirects == previous && events >= redirects)); then
+            break
+        fi
+        sleep 0.2
+        tick=$((tick + 1))
+    done
+    printf 'redirects=%s\nevents=%s\ncatchup_seconds=%s\n' "$redirects" "$events" "$((SECONDS - start))" >"$dir/counts.env"
+}
+
+run_clickstream() {
+    local system=$1 dir=$2 receiver_pid=""
+    if [[ $system == clickstream-webhook ]]; then
+        start_process "$dir/receiver.out" python3 "$HELPERS/receiver.py" --port "$RECEIVER_PORT"
+        receiver_pid=$STARTED_PID
+        wait_for_http "http://127.0.0.1:$RECEIVER_PORT/count" "$receiver_pid" 20 || die "the webhook receiver did not start"
+        write_clickstream_config "$dir" "$(webhook_sink)"
+    else
+        write_clickstream_config "$dir" "$(file_sink "$dir")"
+    fi
+    start_process "$dir/clickstream.log" "$BINARY" serve --config "$dir/clickstream.toml"
+    local pid=$STARTED_PID
+    if ! wait_for_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$pid" 120; then
+        cat "$dir/clickstream.log" >&2
+        die "clickstream did not start"
+    fi
+    local ticks
+    ticks=$(cpu_ticks "$pid")
+    run_wrk "$dir/wrk.txt" "http://127.0.0.1:$CLICKSTREAM_PORT"
+    wait_for_delivery "$system" "$dir"
+    record_cpu "$dir/cpu.env" server_cpu_seconds "$ticks" "$pid"
+    [[ -z $receiver_pid ]] || record_cpu "$dir/cpu.env" receiver_cpu_seconds 0 "$receiver_pid"
+    stop_process "$pid" 30
+    # After a graceful stop every answered click must have been delivered too.
+    printf 'events_after_stop=%s\n' "$(count_events "$system" "$dir")" >>"$dir/counts.env"
+    if [[ -n $receiver_pid ]]; then
+        curl -s --max-time 2 "http://127.0.0.1:$RECEIVER_PORT/count" >"$dir/receiver.json" || true
+        stop_process "$receiver_pid"
+    fi
+    rm -rf "$dir/events" "$dir/spool"
+    report_delivery "$system" "$dir"
+}
+
+report_delivery() {
+    local system=$1 dir=$2 redirects events events_after_stop catchup_seconds
+    # shellcheck disable=SC1091
+    source "$dir/counts.env"
+    printf '      %s redirects served, %s events delivered (%s after stop), caught up in %ss\n' \
+        "$redirects" "$events" "$events_after_stop" "$catchup_seconds" >&2
+    if ((redirects != events)); then
+        warn "$system: $events events delivered for $redirects redirects served"
+    fi
+}
+
+run_round() {
+    local round=$1 system dir
+    for system in "${SYSTEMS[@]}"; do
+        dir="$WORK_DIR/runs/round$round-$system"
+        mkdir -p "$dir"
+        log "round $round/$ROUNDS: $system (${DURATION}s)"
+        case $system in
+            nginx-*) run_nginx "$system" "$dir" ;;
+            clickstream-*) run_clickstream "$system" "$dir" ;;
+        esac
+        printf '      %s\n' "$(wrk_summary "$dir/wrk.txt")" >&2
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Latency at half of the peak (oha)
+
+median_rps() {
+    python3 - "$WORK_DIR/runs" "$1" <<'EOF'
+import glob, json, statistics, sys
+rates = []
+for path in glob.glob(f"{sys.argv[1]}/round*-{sys.argv[2]}/wrk.txt"):
+    r = json.loads(next(l for l in open(path) if l.startswith("WRK_JSON "))[9:])
+    rates.append(r["requests"] / (r["duration_us"] / 1e6))
+print(int(statistics.median(rates)))
+EOF
+}
+
+# run_oha SYSTEM RATE LABEL
+run_oha() {
+    local system=$1 rate=$2 label=$3
+    local dir="$WORK_DIR/runs/oha-$label"
+    mkdir -p "$dir"
+    local urls="$dir/urls.txt" port
+    case $system in
+        nginx-*) port=$NGINX_PORT ;;
+        *) port=$CLICKSTREAM_PORT ;;
+    esac
+    sed "s|^|http://127.0.0.1:$port/|" "$SLASHTAGS" >"$urls"
+    log "latency: $system at $rate req/s for ${OHA_DURATION}s ($label)"
+
+    local pid receiver_pid=""
+    if [[ $system == nginx-log ]]; then
+        write_nginx_config "$dir" "access_log $dir/logs/access.log combined;"
+        start_process "$dir/nginx.out" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" -g "daemon off;"
+        pid=$STARTED_PID
+        wait_for_http "http://127.0.0.1:$NGINX_PORT/" "$pid" 60 || die "nginx did not start"
+    else
+        start_process "$dir/receiver.out" python3 "$HELPERS/receiver.py" --port "$RECEIVER_PORT"
+        receiver_pid=$STARTED_PID
+        wait_for_http "http://127.0.0.1:$RECEIVER_PORT/count" "$receiver_pid" 20 || die "the webhook receiver did not start"
+        write_clickstream_config "$dir" "$(webhook_sink)"
+        start_process "$dir/clickstream.log" "$BINARY" serve --config "$dir/clickstream.toml"
+        pid=$STARTED_PID
+        wait_for_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$pid" 120 || die "clickstream did not start"
+    fi
+
+    oha --no-tui --output-format json -q "$rate" -z "${OHA_DURATION}s" -c "$CONNECTIONS" \
+        --latency-correction --wait-ongoing-requests-after-deadline --redirect 0 --urls-from-file "$urls" \
+        --host brand.link \
+        -H 'User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1' \
+        -H 'Accept-Language: en-US,en;q=0.9' -H 'Referer: https://t.co/' \
+        >"$dir/oha.json" 2>"$dir/oha.err" || { cat "$dir/oha.err" >&2; die "oha failed"; }
+    printf '%s\n%s\n%s\n' "$system" "$rate" "$label" >"$dir/oha.meta"
+
+    if [[ -n $receiver_pid ]]; then
+        wait_for_delivery clickstream-webhook "$dir"
+        stop_process "$pid" 30
+        printf 'events_after_stop=%s\n' "$(count_events clickstream-webhook "$dir")" >>"$dir/counts.env"
+        stop_process "$receiver_pid"
+        rm -rf "$dir/spool"
+        report_delivery "$system" "$dir"
+    else
+        stop_process "$pid"
+        rm -f "$dir/logs/access.log"
+    fi
+    python3 - "$dir/oha.json" <<'EOF' >&2
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = r["latencyPercentiles"]
+print(f"      {r['summary']['requestsPerSec']:,.0f} req/s, p50 {p['p50'] * 1000:.2f} ms, p99 {p['p99'] * 1000:.2f} ms")
+EOF
+}
+
+run_latency_step() {
+    local cs_peak ng_peak cs_half ng_half common
+    cs_peak=$(median_rps clickstream-webhook)
+    ng_peak=$(median_rps nginx-log)
+    cs_half=$((cs_peak / 2))
+    ng_half=$((ng_peak / 2))
+    ((cs_half > 0 && ng_half > 0)) || die "no peak measured for the latency step"
+    run_oha clickstream-webhook "$cs_half" clickstream-webhook-half-own
+    run_oha nginx-log "$ng_half" nginx-log-half-own
+    # The same offered load for both: half of the lower peak.
+    if ((cs_half < ng_half)); then
+        run_oha nginx-log "$cs_half" nginx-log-half-other
+    elif ((ng_half < cs_half)); then
+        run_oha clickstream-webhook "$ng_half" clickstream-webhook-half-other
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+describe_machine() {
+    local model
+    model=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+    {
+        printf 'cpus=%s\n' "$(nproc)"
+        printf 'cpu_model=%s\n' "${model:-unknown}"
+        printf 'kernel=%s\n' "$(uname -sr)"
+        printf 'nginx=%s\n' "$("$NGINX" -v 2>&1 | sed 's|.*/||')"
+        printf 'wrk=%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}' | sed 's|^debian/||')"
+        if ((RUN_OHA)); then printf 'oha=%s\n' "$(oha --version | awk '{print $2}')"; fi
+        printf 'clickstream=%s\n' "$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    } >"$WORK_DIR/machine.env"
+}
+
+write_report() {
+    mkdir -p "$RESULTS_DIR"
+    python3 "$HELPERS/report.py" \
+        --runs "$WORK_DIR/runs" --machine "$WORK_DIR/machine.env" \
+        --command "$COMMAND_LINE" \
+        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS oha_duration=$OHA_DURATION nginx_workers=$NGINX_WORKERS" \
+        --md "$RESULTS_DIR/latest.md" --svg "$RESULTS_DIR/latest.svg"
+}
+
+main() {
+    parse_args "$@"
+    trap cleanup EXIT
+    trap on_signal INT TERM
+    ensure_tools
+    build_clickstream
+    check_ports_free
+    WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/clickstream-compare.XXXXXX")
+    generate_links
+    describe_machine
+    local round
+    for ((round = 1; round <= ROUNDS; round++)); do
+        run_round "$round"
+    done
+    if ((RUN_OHA)); then
+        run_latency_step
+    fi
+    write_report
+}
+
+main "$@"

@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""Turns the raw results of benches/compare.sh into tables, a Markdown report and an SVG chart.
+
+    python3 benches/compare/report.py --runs WORK/runs --machine WORK/machine.env \\
+        --command "benches/compare.sh" --settings "duration=10 rounds=3 ..." \\
+        --md results/latest.md --svg results/latest.svg
+
+--runs holds one directory per run: ``round<N>-<system>/`` with ``wrk.txt`` (wrk's output,
+including the ``WRK_JSON`` line printed by clicks.lua) and, for clickstream, ``counts.env``
+(redirects, events, events_after_stop, catchup_seconds) and ``metrics.txt`` (the admin
+``/metrics`` page after the run); ``oha-<label>/`` with ``oha.json``, ``oha.meta`` (system, rate,
+label) and, for clickstream, the same ``counts.env``. The tables go to stdout, the Markdown
+and the SVG to the given paths. Exit status 0, also when a check failed: the warnings are in the
+output and in the report.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+from html import escape
+
+SYSTEMS = ["nginx-nolog", "nginx-log", "clickstream-file", "clickstream-webhook"]
+DESCRIPTIONS = {
+    "nginx-nolog": "nginx, `map` + `return 301`, access log off",
+    "nginx-log": "nginx, `map` + `return 301`, `combined` access log to a file",
+    "clickstream-file": "clickstream, every click enriched and spooled, NDJSON file sink",
+    "clickstream-webhook": "clickstream, every click enriched and spooled, webhook sink (local receiver)",
+}
+COLORS = {
+    "nginx-nolog": "#a0aec0",
+    "nginx-log": "#718096",
+    "clickstream-file": "#63b3ed",
+    "clickstream-webhook": "#2b6cb0",
+}
+
+
+def read_env(path):
+    values = {}
+    if os.path.exists(path):
+        for line in open(path):
+            if "=" in line:
+                key, value = line.rstrip("\n").split("=", 1)
+                values[key] = value
+    return values
+
+
+def read_wrk(path):
+    for line in open(path):
+        if line.startswith("WRK_JSON "):
+            r = json.loads(line[len("WRK_JSON "):])
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+            r["errors"] = sum(r[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
+            return r
+    raise SystemExit(f"{path}: no WRK_JSON line (did wrk run with clicks.lua?)")
+
+
+def metric_sum(path, name):
+    """Sum of all samples of a metric (any labels) in a Prometheus text file."""
+    total = 0.0
+    if os.path.exists(path):
+        pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+(\S+)")
+        for line in open(path):
+            m = pattern.match(line)
+            if m:
+                total += float(m.group(2))
+    return int(total)
+
+
+def delivery(run_dir):
+    """Delivery check of a clickstream run, or None for nginx."""
+    counts = read_env(os.path.join(run_dir, "counts.env"))
+    if not counts:
+        return None
+    metrics = os.path.join(run_dir, "metrics.txt")
+    d = {k: int(v) for k, v in counts.items()}
+    d["clicks_dropped"] = metric_sum(metrics, "clickstream_clicks_dropped_total")
+    d["sink_dropped"] = metric_sum(metrics, "clickstream_sink_dropped_total")
+    d["sink_rejected"] = metric_sum(metrics, "clickstream_sink_rejected_total")
+    d["sink_retries"] = metric_sum(metrics, "clickstream_sink_retries_total")
+    d["other_responses"] = metric_sum(metrics, "clickstream_responses_total")
+    receiver = os.path.join(run_dir, "receiver.json")
+    if os.path.exists(receiver):
+        r = json.load(open(receiver))
+        d["duplicates"] = r["events"] - r["unique"]
+        d["bad_requests"] = r["bad"]
+    problems = []
+    if d["redirects"] != d["events"]:
+        problems.append(f"{d['events']} events delivered for {d['redirects']} redirects")
+    if d.get("events_after_stop", d["events"]) != d["redirects"]:
+        problems.append(f"{d['events_after_stop']} events after a graceful stop for {d['redirects']} redirects")
+    for key, what in (("clicks_dropped", "clicks dropped"), ("sink_dropped", "events dropped by the sink"),
+                      ("sink_rejected", "events rejected"), ("other_responses", "non-redirect answers"),
+                      ("duplicates", "duplicate deliveries"), ("bad_requests", "bad webhook bodies")):
+        if d.get(key):
+            problems.append(f"{d[key]} {what}")
+    d["problems"] = problems
+    return d
+
+
+def load_runs(runs_dir):
+    runs = []
+    for run_dir in sorted(glob.glob(os.path.join(runs_dir, "round*-*"))):
+        m = re.match(r"round(\d+)-(.+)$", os.path.basename(run_dir))
+        run = {"round": int(m.group(1)), "system": m.group(2), "wrk": read_wrk(os.path.join(run_dir, "wrk.txt"))}
+        run["delivery"] = delivery(run_dir)
+        cpu = read_env(os.path.join(run_dir, "cpu.env"))
+        if "server_cpu_seconds" in cpu:
+            run["cpu_us_per_req"] = float(cpu["server_cpu_seconds"]) * 1e6 / max(run["wrk"]["requests"], 1)
+        if "receiver_cpu_seconds" in cpu:
+            run["receiver_cpu_seconds"] = float(cpu["receiver_cpu_seconds"])
+        log_lines = os.path.join(run_dir, "access_log_lines")
+        if os.path.exists(log_lines):
+            run["access_log_lines"] = int(open(log_lines).read().strip() or 0)
+        runs.append(run)
+    return runs
+
+
+def load_latency(runs_dir):
+    results = []
+    order = ["clickstream-webhook-half-own", "nginx-log-half-own", "nginx-log-half-other", "clickstream-webhook-half-other"]
+    dirs = glob.glob(os.path.join(runs_dir, "oha-*"))
+    for run_dir in sorted(dirs, key=lambda d: order.index(d[d.rindex("/oha-") + 5:]) if d[d.rindex("/oha-") + 5:] in order else 9):
+        meta_path = os.path.join(run_dir, "oha.meta")
+        if not os.path.exists(meta_path):
+            continue
+        system, rate, label = open(meta_path).read().split()
+        r = json.load(open(os.path.join(run_dir, "oha.json")))
+        p = r["latencyPercentiles"]
+        codes = r.get("statusCodeDistribution", {})
+        errors = sum(r.get("errorDistribution", {}).values())
+        results.append({
+            "system": system, "target": int(rate), "label": label,
+            "rps": r["summary"]["requestsPerSec"],
+            "p50_ms": p["p50"] * 1000, "p99_ms": p["p99"] * 1000,
+            "not_301": sum(v for k, v in codes.items() if k != "301") + errors,
+            "delivery": delivery(run_dir),
+        })
+    return results
+
+
+def fmt_rps(v):
+    return f"{v:,.0f}"
+
+
+def fmt_cpu(us):
+    return "-" if us is None else f"{us:.1f}"
+
+
+def fmt_ratio(a, b):
+    return f"{a / b:.2f}" if b else "-"
+
+
+NUMBER = re.compile(r"^[-+0-9.,– ]+$")
+
+
+def alignment(rows, columns):
+    """'>' for columns holding only numbers, '<' for the others."""
+    return [">" if rows and all(NUMBER.match(str(row[i])) for row in rows) else "<" for i in range(columns)]
+
+
+def table(headers, rows):
+    """Plain-text table for the terminal."""
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    align = alignment(rows, len(headers))
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def md_table(headers, rows):
+    align = alignment(rows, len(headers))
+    out = ["| " + " | ".join(headers) + " |",
+           "|" + "|".join("---:" if a == ">" else "---" for a in align) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def summarize(runs):
+    """Median, min and max requests/s and median latencies per system."""
+    summary = {}
+    for system in SYSTEMS:
+        mine = [r["wrk"] for r in runs if r["system"] == system]
+        if mine:
+            rates = [w["rps"] for w in mine]
+            summary[system] = {
+                "median": statistics.median(rates), "min": min(rates), "max": max(rates),
+                "p50_ms": statistics.median(w["p50_us"] for w in mine) / 1000,
+                "p99_ms": statistics.median(w["p99_us"] for w in mine) / 1000,
+                "errors": sum(w["errors"] for w in mine),
+            }
+            cpu = [r["cpu_us_per_req"] for r in runs if r["system"] == system and "cpu_us_per_req" in r]
+            summary[system]["cpu_us"] = statistics.median(cpu) if cpu else None
+    return summary
+
+
+def build_tables(runs, latency, summary):
+    """Returns [(title, headers, rows)] shared by the terminal output and the Markdown."""
+    tables = []
+    rows = []
+    for system in SYSTEMS:
+        if system in summary:
+            s = summary[system]
+            rows.append([system, fmt_rps(s["median"]), f"{fmt_rps(s['min'])} – {fmt_rps(s['max'])}",
+                         f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}", fmt_cpu(s["cpu_us"]), s["errors"]])
+    tables.append(("Median over the rounds",
+                   ["system", "req/s (median)", "req/s (min – max)", "p50 ms", "p99 ms", "server CPU µs/req",
+                    "errors"], rows))
+
+    rows = []
+    for r in sorted(runs, key=lambda r: (r["round"], SYSTEMS.index(r["system"]) if r["system"] in SYSTEMS else 9)):
+        w = r["wrk"]
+        rows.append([r["round"], r["system"], fmt_rps(w["rps"]), f"{w['p50_us'] / 1000:.2f}",
+                     f"{w['p99_us'] / 1000:.2f}", f"{w['max_us'] / 1000:.1f}", fmt_cpu(r.get("cpu_us_per_req")),
+                     w["errors"]])
+    tables.append(("Every run (wrk)",
+                   ["round", "system", "req/s", "p50 ms", "p99 ms", "max ms", "server CPU µs/req", "errors"], rows))
+
+    rows = []
+    for rnd in sorted({r["round"] for r in runs}):
+        rps = {r["system"]: r["wrk"]["rps"] for r in runs if r["round"] == rnd}
+        if all(s in rps for s in SYSTEMS):
+            rows.append([rnd,
+                         fmt_ratio(rps["clickstream-webhook"], rps["nginx-log"]),
+                         fmt_ratio(rps["clickstream-webhook"], rps["nginx-nolog"]),
+                         fmt_ratio(rps["clickstream-file"], rps["nginx-log"]),
+                         fmt_ratio(rps["clickstream-file"], rps["nginx-nolog"])])
+    if summary.keys() >= set(SYSTEMS):
+        med = {s: summary[s]["median"] for s in SYSTEMS}
+        rows.append(["median",
+                     fmt_ratio(med["clickstream-webhook"], med["nginx-log"]),
+                     fmt_ratio(med["clickstream-webhook"], med["nginx-nolog"]),
+                     fmt_ratio(med["clickstream-file"], med["nginx-log"]),
+                     fmt_ratio(med["clickstream-file"], med["nginx-nolog"])])
+    tables.append(("Throughput ratio clickstream / nginx (requests/s)",
+                   ["round", "webhook / nginx-log", "webhook / nginx-nolog", "file / nginx-log", "file / nginx-nolog"],
+                   rows))
+
+    rows = []
+    for r in sorted(runs, key=lambda r: (r["round"], r["system"])):
+        d = r["delivery"]
+        if d:
+            rows.append([r["round"], r["system"], d["redirects"], d["events"], d.get("events_after_stop", "-"),
+                         d["catchup_seconds"], r.get("receiver_cpu_seconds", "-"), "ok" if not d["problems"] else "MISMATCH: " + "; ".join(d["problems"])])
+    for lat in latency:
+        d = lat["delivery"]
+        if d:
+            rows.append([f"oha {lat['target']}/s", lat["system"], d["redirects"], d["events"],
+                         d.get("events_after_stop", "-"), d["catchup_seconds"], "-",
+                         "ok" if not d["problems"] else "MISMATCH: " + "; ".join(d["problems"])])
+    tables.append(("clickstream: events delivered vs redirects served",
+                   ["run", "system", "redirects (301)", "events delivered", "after stop", "catch-up s", "receiver CPU s",
+                    "check"],
+                   rows))
+
+    if latency:
+        rows = []
+        for lat in latency:
+            rows.append([lat["system"], load_description(lat, latency), fmt_rps(lat["target"]), fmt_rps(lat["rps"]),
+                         f"{lat['p50_ms']:.2f}", f"{lat['p99_ms']:.2f}", lat["not_301"]])
+        tables.append(("Latency at half of the peak (oha, fixed rate, latency-corrected, keep-alive)",
+                       ["system", "offered load", "req/s offered", "req/s achieved", "p50 ms", "p99 ms",
+                        "not 301 / errors"], rows))
+    return tables
+
+
+def load_description(lat, latency):
+    if lat["label"].endswith("-half-own"):
+        return "half of its own peak"
+    others = [o["system"] for o in latency if o["system"] != lat["system"]]
+    return f"half of {others[0]}'s peak" if others else "half of the other's peak"
+
+
+def warnings(runs, latency):
+    out = []
+    for r in runs:
+        if r["wrk"]["errors"]:
+            out.append(f"round {r['round']} {r['system']}: wrk counted {r['wrk']['errors']} errors")
+        if r["delivery"] and r["delivery"]["problems"]:
+            out.append(f"round {r['round']} {r['system']}: " + "; ".join(r["delivery"]["problems"]))
+    for lat in latency:
+        if lat["not_301"]:
+            out.append(f"oha {lat['system']} at {lat['target']}/s: {lat['not_301']} answers were not 301s")
+        if lat["delivery"] and lat["delivery"]["problems"]:
+            out.append(f"oha {lat['system']} at {lat['target']}/s: " + "; ".join(lat["delivery"]["problems"]))
+    return out
+
+
+def svg_chart(summary, machine, settings):
+    """Horizontal bar chart of the median requests/s, with the min–max range of the rounds."""
+    systems = [s for s in SYSTEMS if s in summary]
+    width, left, right, top, row_h = 760, 170, 110, 58, 46
+    height = top + row_h * len(systems) + 52
+    peak = max(summary[s]["max"] for s in systems) or 1
+    scale = (width - left - right) / peak
+    subtitle = (f"wrk -t{settings.get('threads')} -c{settings.get('connections')} -d{settings.get('duration')}s, "
+                f"{int(settings.get('links', 0)):,} links; black line: min – max of the rounds")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="{left}" y="26" font-size="16" font-weight="600" fill="#1a202c">'
+        f'Redirects per second ({rounds_text(settings)}, higher is better)</text>',
+        f'<text x="{left}" y="44" font-size="11" fill="#4a5568">{escape(subtitle)}</text>',
+    ]
+    # Grid lines.
+    step = nice_step(peak)
+    tick = 0.0
+    while tick <= peak * 1.0001:
+        x = left + tick * scale
+        parts.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{top + row_h * len(systems)}" stroke="#edf2f7"/>')
+        parts.append(f'<text x="{x:.1f}" y="{top + row_h * len(systems) + 16}" font-size="10" fill="#718096" '
+                     f'text-anchor="middle">{tick / 1000:g}k</text>')
+        tick += step
+    for i, system in enumerate(systems):
+        s = summary[system]
+        y = top + i * row_h
+        bar = s["median"] * scale
+        parts.append(f'<text x="{left - 10}" y="{y + row_h / 2 + 4:.1f}" font-size="13" fill="#2d3748" '
+                     f'text-anchor="end">{escape(system)}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 8}" width="{bar:.1f}" height="{row_h - 16}" rx="3" fill="{COLORS[system]}"/>')
+        x1, x2, ym = left + s["min"] * scale, left + s["max"] * scale, y + row_h / 2
+        parts.append(f'<line x1="{x1:.1f}" y1="{ym:.1f}" x2="{x2:.1f}" y2="{ym:.1f}" stroke="#1a202c" stroke-width="1.5"/>')
+        for x in (x1, x2):
+            parts.append(f'<line x1="{x:.1f}" y1="{ym - 6:.1f}" x2="{x:.1f}" y2="{ym + 6:.1f}" stroke="#1a202c" stroke-width="1.5"/>')
+        parts.append(f'<text x="{max(x2, left + bar) + 8:.1f}" y="{ym + 4:.1f}" font-size="13" font-weight="600" '
+                     f'fill="#1a202c">{fmt_rps(s["median"])}</text>')
+    parts.append(f'<text x="{left}" y="{height - 10}" font-size="10" fill="#718096">'
+                 f'{escape(machine_line(machine))}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def rounds_text(settings):
+    rounds = settings.get("rounds", "?")
+    return "1 round" if rounds == "1" else f"median of {rounds} rounds"
+
+
+def nice_step(peak):
+    """A round grid step giving 4 to 10 lines."""
+    for step in (1000, 2000, 2500, 5000, 10000, 20000, 25000, 50000, 100000, 200000, 250000, 500000):
+        if peak / step <= 8:
+            return step
+    return peak / 5
+
+
+def machine_line(machine):
+    return (f"{machine.get('cpus', '?')} CPUs ({machine.get('cpu_model', '?')}), {machine.get('kernel', '?')}; "
+            f"nginx {machine.get('nginx', '?')}, wrk {machine.get('wrk', '?')}"
+            + (f", oha {machine['oha']}" if machine.get("oha") else "")
+            + f"; clickstream {machine.get('clickstream', '?')}")
+
+
+def markdown(tables, warns, machine, settings, command):
+    lines = [
+        "# clickstream vs nginx: redirects per second",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine_line(machine)}. Load generator, servers and webhook receiver share the "
+        f"same {machine.get('cpus', '?')} CPUs over 127.0.0.1.",
+        "",
+        f"Load: wrk, {settings.get('threads')} threads, {settings.get('connections')} keep-alive connections, "
+        f"{settings.get('duration')} s per run, {settings.get('rounds')} round{'' if settings.get('rounds') == '1' else 's'} "
+        "(every system once per round, in the "
+        f"order below); {int(settings.get('links', 0)):,} links on `brand.link`, every slashtag requested, "
+        "with browser, in-app and bot user agents, referrers, Accept-Language and X-Forwarded-For addresses "
+        "(`benches/compare/clicks.lua`). nginx: "
+        f"`worker_processes {settings.get('nginx_workers')}`, `keepalive_requests 1000000`.",
+        "",
+    ]
+    for system in SYSTEMS:
+        lines.append(f"- **{system}**: {DESCRIPTIONS[system]}")
+    lines.append("")
+    for title, headers, rows in tables:
+        if rows:
+            lines += [f"## {title}", "", md_table(headers, rows), ""]
+    lines += ["For clickstream, events delivered are the webhook receiver's unique event ids, or the lines of the "
+              "file sink's NDJSON, counted once delivery caught up after the run and again after a graceful stop; "
+              "redirects are `clickstream_redirects_total{status=\"301\"}` from `/metrics` of a fresh process per "
+              "run. Server CPU µs/req: user + system CPU time of the server's processes (nginx: master and workers; "
+              "clickstream: the whole process, from the start of the load until delivery caught up, so enrichment, "
+              "spool and delivery included) divided by the requests wrk completed.", ""]
+    if warns:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in warns] + [""]
+    lines += ["![median requests per second](latest.svg)", ""]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", required=True)
+    ap.add_argument("--machine", required=True)
+    ap.add_argument("--command", required=True)
+    ap.add_argument("--settings", default="", help="space-separated key=value pairs")
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--svg", required=True)
+    args = ap.parse_args()
+
+    settings = dict(kv.split("=", 1) for kv in args.settings.split())
+    machine = read_env(args.machine)
+    runs = load_runs(args.runs)
+    if not runs:
+        raise SystemExit(f"no runs in {args.runs}")
+    latency = load_latency(args.runs)
+    summary = summarize(runs)
+    tables = build_tables(runs, latency, summary)
+    warns = warnings(runs, latency)
+
+    print()
+    print(machine_line(machine))
+    for title, headers, rows in tables:
+        if rows:
+            print(f"\n{title}\n")
+            print(table(headers, rows))
+    print()
+    for w in warns:
+        print(f"WARNING: {w}")
+    if not warns:
+        print("All checks passed: no wrk errors, every redirect delivered exactly once as an event.")
+
+    with open(args.md, "w") as f:
+        f.write(markdown(tables, warns, machine, settings, args.command))
+    with open(args.svg, "w") as f:
+        f.write(svg_chart(summary, machine, settings))
+    print(f"\nReport: {args.md}\nChart:  {args.svg}")
+
+
+if __name__ == "__main__":
+    main()
