@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end throughput comparison: clickstream against nginx, on this machine.
 #
-#   benches/compare.sh                       # defaults: 3 rounds of 10 s, 64 connections, 100k links
+#   benches/compare.sh             # defaults: 3 rounds of 10 s, 64 connections, 100k links (~5 min)
 #   benches/compare.sh --duration 3 --rounds 1 --links 10000 --no-oha    # a quick look
 #   benches/compare.sh --help
 #
 # Both servers get the same link table (one domain, brand.link) and the same load: wrk with
-# realistic clicks (benches/compare/clicks.lua: every slashtag of the table, browser and bot
-# user agents, referrers, Accept-Language, Host: brand.link). In each round, one after the
-# other:
+# realistic clicks (benches/compare/clicks.lua: every slashtag of the table, browser, in-app and
+# bot user agents, referrers, Accept-Language, X-Forwarded-For, Host: brand.link). In each
+# round, one after the other:
 #
 #   nginx-nolog          map $uri -> 301, access log off
 #   nginx-log            the same, with a `combined` access log written to a file
@@ -17,8 +17,9 @@
 #
 # For clickstream, every run starts a fresh process (fresh counters and spool) and, after the
 # load, waits for delivery to catch up, then checks that the events delivered equal the
-# redirects served (`clickstream_redirects_total`). Then oha measures latency at half of the
-# measured peak (clickstream-webhook and nginx-log), unless --no-oha.
+# redirects served (`clickstream_redirects_total`). Then oha measures latency at a fixed rate,
+# half of the median peak, for clickstream-webhook and nginx-log (each at half of its own peak,
+# and the faster one also at half of the slower one's), unless --no-oha.
 #
 # Installs what is missing: nginx and wrk from Debian packages, oha with `cargo install oha
 # --locked` (only when the latency step runs). Builds clickstream with `cargo build --release`.
@@ -26,6 +27,7 @@
 # Results: benches/compare/results/latest.md (Markdown, ready for the README) and latest.svg.
 
 set -euo pipefail
+export LC_ALL=C
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HELPERS="$REPO_DIR/benches/compare"
@@ -49,10 +51,17 @@ KEEP_WORK_DIR=0
 
 SYSTEMS=(nginx-nolog nginx-log clickstream-file clickstream-webhook)
 
-# State for cleanup.
+# State: the work directory, the processes started (stopped on exit), the current servers.
 WORK_DIR=""
 STARTED_PIDS=()
+STARTED_PID=""
 CREATED_POLICY_RC=0
+NGINX=""
+NGINX_PID=""
+CLICKSTREAM_PID=""
+RECEIVER_PID=""
+SLASHTAGS=""
+CLOCK_TICKS=100
 
 usage() {
     cat <<EOF
@@ -68,7 +77,7 @@ Compares clickstream against nginx serving the same redirects, with wrk, on 127.
   --oha-duration SEC    duration of each latency-at-half-peak run (default $OHA_DURATION)
   --no-oha              skip the latency-at-half-peak step (and installing oha)
   --no-build            do not run 'cargo build --release' first
-  --port-base PORT      first of the 5 ports used on 127.0.0.1 (default $PORT_BASE)
+  --port-base PORT      first of the 4 ports used on 127.0.0.1 (default $PORT_BASE)
   --nginx-workers N     nginx worker_processes (default $NGINX_WORKERS)
   --catchup-timeout SEC how long to wait for clickstream's deliveries after a run (default $CATCHUP_TIMEOUT)
   --keep                keep the work directory (configs, logs, raw results)
@@ -102,10 +111,11 @@ parse_args() {
         esac
         shift
     done
-    local name value
+    local name value flag
     for name in DURATION ROUNDS CONNECTIONS THREADS LINKS OHA_DURATION PORT_BASE CATCHUP_TIMEOUT; do
         value=${!name}
-        [[ $value =~ ^[1-9][0-9]*$ ]] || die "--${name,,} must be a positive integer, not '$value'"
+        flag=${name,,}
+        [[ $value =~ ^[1-9][0-9]*$ ]] || die "--${flag//_/-} must be a positive integer, not '$value'"
     done
     ((CONNECTIONS >= THREADS)) || die "--connections must be at least --threads"
     ((PORT_BASE + 4 <= 65535)) || die "--port-base is too high"
@@ -215,10 +225,11 @@ wait_for_http() {
 # ---------------------------------------------------------------------------------------------
 # Tools
 
+# install_debian_packages NGINX_NEEDED WRK_NEEDED: nginx-light (else nginx) and wrk.
 install_debian_packages() {
-    local packages=("$@")
-    log "installing ${packages[*]} from Debian packages"
-    ((EUID == 0)) || die "installing packages needs root: apt-get install ${packages[*]}"
+    local nginx_needed=$1 wrk_needed=$2 extra=()
+    ((wrk_needed)) && extra+=(wrk)
+    ((EUID == 0)) || die "installing packages needs root: apt-get install nginx-light wrk"
     # Keep the package's own nginx service from starting (it would listen on port 80).
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
@@ -226,8 +237,18 @@ install_debian_packages() {
         CREATED_POLICY_RC=1
     fi
     export DEBIAN_FRONTEND=noninteractive
+    log "apt-get update"
     apt-get update -qq
-    apt-get install -y -qq "${packages[@]}" >/dev/null
+    if ((nginx_needed)); then
+        log "apt-get install nginx-light ${extra[*]}"
+        if ! apt-get install -y -qq nginx-light "${extra[@]}" >/dev/null; then
+            log "no nginx-light here: apt-get install nginx ${extra[*]}"
+            apt-get install -y -qq nginx "${extra[@]}" >/dev/null
+        fi
+    else
+        log "apt-get install ${extra[*]}"
+        apt-get install -y -qq "${extra[@]}" >/dev/null
+    fi
     if ((CREATED_POLICY_RC)); then
         rm -f /usr/sbin/policy-rc.d
         CREATED_POLICY_RC=0
@@ -243,17 +264,11 @@ ensure_tools() {
     for tool in python3 curl; do
         command -v "$tool" >/dev/null || die "$tool is required"
     done
-    local missing=()
-    [[ -n $(nginx_binary) ]] || missing+=(nginx)
-    command -v wrk >/dev/null || missing+=(wrk)
-    if ((${#missing[@]})); then
-        local packages=(wrk)
-        if [[ " ${missing[*]} " == *" nginx "* ]]; then
-            if apt-cache show nginx-light >/dev/null 2>&1; then packages+=(nginx-light); else packages+=(nginx); fi
-        fi
-        install_debian_packages "${packages[@]}"
-        # apt-cache may not know nginx-light before the first update: retry with nginx.
-        [[ -n $(nginx_binary) ]] || install_debian_packages nginx
+    local nginx_needed=0 wrk_needed=0
+    [[ -n $(nginx_binary) ]] || nginx_needed=1
+    command -v wrk >/dev/null || wrk_needed=1
+    if ((nginx_needed || wrk_needed)); then
+        install_debian_packages "$nginx_needed" "$wrk_needed"
     fi
     CLOCK_TICKS=$(getconf CLK_TCK)
     NGINX=$(nginx_binary)
@@ -385,27 +400,37 @@ print(f"{rps:,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 10
 EOF
 }
 
-run_nginx() {
-    local name=$1 dir=$2
-    local access_log="access_log off;"
-    [[ $name == nginx-log ]] && access_log="access_log $dir/logs/access.log combined;"
-    write_nginx_config "$dir" "$access_log"
+# start_nginx DIR ACCESS_LOG_DIRECTIVE: nginx in its own prefix DIR; its pid in NGINX_PID.
+start_nginx() {
+    local dir=$1
+    write_nginx_config "$dir" "$2"
     start_process "$dir/nginx.out" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" -g "daemon off;"
-    local pid=$STARTED_PID
-    if ! wait_for_http "http://127.0.0.1:$NGINX_PORT/" "$pid" 60; then
+    NGINX_PID=$STARTED_PID
+    if ! wait_for_http "http://127.0.0.1:$NGINX_PORT/" "$NGINX_PID" 60; then
         cat "$dir/nginx.out" "$dir/logs/error.log" >&2 2>/dev/null || true
         die "nginx did not start"
     fi
     check_nginx_answers
-    local ticks
-    ticks=$(cpu_ticks "$pid")
-    run_wrk "$dir/wrk.txt" "http://127.0.0.1:$NGINX_PORT"
-    record_cpu "$dir/cpu.env" server_cpu_seconds "$ticks" "$pid"
-    stop_process "$pid"
+}
+
+# stop_nginx DIR: stops it and keeps only the access log's line count.
+stop_nginx() {
+    local dir=$1
+    stop_process "$NGINX_PID"
     if [[ -f $dir/logs/access.log ]]; then
         wc -l <"$dir/logs/access.log" | tr -d ' ' >"$dir/access_log_lines"
         rm -f "$dir/logs/access.log"
     fi
+}
+
+run_nginx() {
+    local system=$1 dir=$2 access_log="access_log off;" ticks
+    [[ $system == nginx-nolog ]] || access_log="access_log $dir/logs/access.log combined;"
+    start_nginx "$dir" "$access_log"
+    ticks=$(cpu_ticks "$NGINX_PID")
+    run_wrk "$dir/wrk.txt" "http://127.0.0.1:$NGINX_PORT"
+    record_cpu "$dir/cpu.env" server_cpu_seconds "$ticks" "$NGINX_PID"
+    stop_nginx "$dir"
 }
 
 check_nginx_answers() {
@@ -433,7 +458,7 @@ count_events() {
 
 # wait_for_delivery SYSTEM DIR: until the events delivered reach the redirects served.
 wait_for_delivery() {
-    local system=$1 dir=$2 tick=0 redirects=-1 previous=-2 events=0 start=$SECONDS
+    local system=$1 dir=$2 tick=0 redirects=-1 previous=-2 events=0 start=$EPOCHREALTIME
     while ((tick < CATCHUP_TIMEOUT * 5)); do
         curl -s --max-time 2 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$dir/metrics.txt" || true
         previous=$redirects
@@ -445,40 +470,55 @@ wait_for_delivery() {
         sleep 0.2
         tick=$((tick + 1))
     done
-    printf 'redirects=%s\nevents=%s\ncatchup_seconds=%s\n' "$redirects" "$events" "$((SECONDS - start))" >"$dir/counts.env"
+    printf 'redirects=%s\nevents=%s\ncatchup_seconds=%s\n' "$redirects" "$events" \
+        "$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')" >"$dir/counts.env"
 }
 
-run_clickstream() {
-    local system=$1 dir=$2 receiver_pid=""
+# start_clickstream SYSTEM DIR: a fresh clickstream (and, for the webhook, a fresh receiver);
+# their pids in CLICKSTREAM_PID and RECEIVER_PID ("" without a receiver).
+start_clickstream() {
+    local system=$1 dir=$2
+    RECEIVER_PID=""
     if [[ $system == clickstream-webhook ]]; then
         start_process "$dir/receiver.out" python3 "$HELPERS/receiver.py" --port "$RECEIVER_PORT"
-        receiver_pid=$STARTED_PID
-        wait_for_http "http://127.0.0.1:$RECEIVER_PORT/count" "$receiver_pid" 20 || die "the webhook receiver did not start"
+        RECEIVER_PID=$STARTED_PID
+        wait_for_http "http://127.0.0.1:$RECEIVER_PORT/count" "$RECEIVER_PID" 20 || die "the webhook receiver did not start"
         write_clickstream_config "$dir" "$(webhook_sink)"
     else
         write_clickstream_config "$dir" "$(file_sink "$dir")"
     fi
     start_process "$dir/clickstream.log" "$BINARY" serve --config "$dir/clickstream.toml"
-    local pid=$STARTED_PID
-    if ! wait_for_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$pid" 120; then
+    CLICKSTREAM_PID=$STARTED_PID
+    if ! wait_for_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$CLICKSTREAM_PID" 120; then
         cat "$dir/clickstream.log" >&2
         die "clickstream did not start"
     fi
-    local ticks
-    ticks=$(cpu_ticks "$pid")
-    run_wrk "$dir/wrk.txt" "http://127.0.0.1:$CLICKSTREAM_PORT"
+}
+
+# finish_clickstream SYSTEM DIR CPU_TICKS_BEFORE: waits for delivery, records the CPU used,
+# stops clickstream gracefully, counts the events again, stops the receiver, checks the counts.
+finish_clickstream() {
+    local system=$1 dir=$2 ticks=$3
     wait_for_delivery "$system" "$dir"
-    record_cpu "$dir/cpu.env" server_cpu_seconds "$ticks" "$pid"
-    [[ -z $receiver_pid ]] || record_cpu "$dir/cpu.env" receiver_cpu_seconds 0 "$receiver_pid"
-    stop_process "$pid" 30
+    record_cpu "$dir/cpu.env" server_cpu_seconds "$ticks" "$CLICKSTREAM_PID"
+    [[ -z $RECEIVER_PID ]] || record_cpu "$dir/cpu.env" receiver_cpu_seconds 0 "$RECEIVER_PID"
+    stop_process "$CLICKSTREAM_PID" 30
     # After a graceful stop every answered click must have been delivered too.
     printf 'events_after_stop=%s\n' "$(count_events "$system" "$dir")" >>"$dir/counts.env"
-    if [[ -n $receiver_pid ]]; then
+    if [[ -n $RECEIVER_PID ]]; then
         curl -s --max-time 2 "http://127.0.0.1:$RECEIVER_PORT/count" >"$dir/receiver.json" || true
-        stop_process "$receiver_pid"
+        stop_process "$RECEIVER_PID"
     fi
     rm -rf "$dir/events" "$dir/spool"
     report_delivery "$system" "$dir"
+}
+
+run_clickstream() {
+    local system=$1 dir=$2 ticks
+    start_clickstream "$system" "$dir"
+    ticks=$(cpu_ticks "$CLICKSTREAM_PID")
+    run_wrk "$dir/wrk.txt" "http://127.0.0.1:$CLICKSTREAM_PORT"
+    finish_clickstream "$system" "$dir" "$ticks"
 }
 
 report_delivery() {
@@ -520,53 +560,32 @@ print(int(statistics.median(rates)))
 EOF
 }
 
-# run_oha SYSTEM RATE LABEL
+# run_oha SYSTEM RATE LABEL: latency of SYSTEM (nginx-log or clickstream-webhook) at RATE req/s.
 run_oha() {
-    local system=$1 rate=$2 label=$3
+    local system=$1 rate=$2 label=$3 port ticks=0
     local dir="$WORK_DIR/runs/oha-$label"
     mkdir -p "$dir"
-    local urls="$dir/urls.txt" port
-    case $system in
-        nginx-*) port=$NGINX_PORT ;;
-        *) port=$CLICKSTREAM_PORT ;;
-    esac
-    sed "s|^|http://127.0.0.1:$port/|" "$SLASHTAGS" >"$urls"
     log "latency: $system at $rate req/s for ${OHA_DURATION}s ($label)"
-
-    local pid receiver_pid=""
     if [[ $system == nginx-log ]]; then
-        write_nginx_config "$dir" "access_log $dir/logs/access.log combined;"
-        start_process "$dir/nginx.out" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" -g "daemon off;"
-        pid=$STARTED_PID
-        wait_for_http "http://127.0.0.1:$NGINX_PORT/" "$pid" 60 || die "nginx did not start"
+        port=$NGINX_PORT
+        start_nginx "$dir" "access_log $dir/logs/access.log combined;"
     else
-        start_process "$dir/receiver.out" python3 "$HELPERS/receiver.py" --port "$RECEIVER_PORT"
-        receiver_pid=$STARTED_PID
-        wait_for_http "http://127.0.0.1:$RECEIVER_PORT/count" "$receiver_pid" 20 || die "the webhook receiver did not start"
-        write_clickstream_config "$dir" "$(webhook_sink)"
-        start_process "$dir/clickstream.log" "$BINARY" serve --config "$dir/clickstream.toml"
-        pid=$STARTED_PID
-        wait_for_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$pid" 120 || die "clickstream did not start"
+        port=$CLICKSTREAM_PORT
+        start_clickstream "$system" "$dir"
+        ticks=$(cpu_ticks "$CLICKSTREAM_PID")
     fi
-
+    sed "s|^|http://127.0.0.1:$port/|" "$SLASHTAGS" >"$dir/urls.txt"
     oha --no-tui --output-format json -q "$rate" -z "${OHA_DURATION}s" -c "$CONNECTIONS" \
-        --latency-correction --wait-ongoing-requests-after-deadline --redirect 0 --urls-from-file "$urls" \
-        --host brand.link \
+        --latency-correction --wait-ongoing-requests-after-deadline --redirect 0 \
+        --urls-from-file "$dir/urls.txt" --host brand.link \
         -H 'User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1' \
         -H 'Accept-Language: en-US,en;q=0.9' -H 'Referer: https://t.co/' \
         >"$dir/oha.json" 2>"$dir/oha.err" || { cat "$dir/oha.err" >&2; die "oha failed"; }
     printf '%s\n%s\n%s\n' "$system" "$rate" "$label" >"$dir/oha.meta"
-
-    if [[ -n $receiver_pid ]]; then
-        wait_for_delivery clickstream-webhook "$dir"
-        stop_process "$pid" 30
-        printf 'events_after_stop=%s\n' "$(count_events clickstream-webhook "$dir")" >>"$dir/counts.env"
-        stop_process "$receiver_pid"
-        rm -rf "$dir/spool"
-        report_delivery "$system" "$dir"
+    if [[ $system == nginx-log ]]; then
+        stop_nginx "$dir"
     else
-        stop_process "$pid"
-        rm -f "$dir/logs/access.log"
+        finish_clickstream "$system" "$dir" "$ticks"
     fi
     python3 - "$dir/oha.json" <<'EOF' >&2
 import json, sys
@@ -577,7 +596,7 @@ EOF
 }
 
 run_latency_step() {
-    local cs_peak ng_peak cs_half ng_half common
+    local cs_peak ng_peak cs_half ng_half
     cs_peak=$(median_rps clickstream-webhook)
     ng_peak=$(median_rps nginx-log)
     cs_half=$((cs_peak / 2))
@@ -606,7 +625,7 @@ describe_machine() {
         printf 'nginx=%s\n' "$("$NGINX" -v 2>&1 | sed 's|.*/||')"
         printf 'wrk=%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}' | sed 's|^debian/||')"
         if ((RUN_OHA)); then printf 'oha=%s\n' "$(oha --version | awk '{print $2}')"; fi
-        printf 'clickstream=%s\n' "$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        printf 'clickstream=%s\n' "$(cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null || echo unknown)"
     } >"$WORK_DIR/machine.env"
 }
 

@@ -175,5 +175,30 @@ fn spool(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, lookups, handle, enrich, spool);
+/// Not a timing: the resident memory one tracked session costs, printed once.
+fn session_memory(_: &mut Criterion) {
+    fn rss_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 4096
+    }
+    const N: u64 = 1_000_000;
+    let before = rss_bytes();
+    let t = SessionTracker::new(std::time::Duration::from_secs(1800), N as usize);
+    for k in 0..N {
+        t.touch(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1_700_000_000_000_000);
+    }
+    let after = rss_bytes();
+    println!(
+        "sessions/memory: {} bytes per session ({N} sessions)",
+        (after - before) / N
+    );
+    black_box(&t);
+}
+
+criterion_group!(benches, session_memory, lookups, handle, enrich, spool);
 criterion_main!(benches);

@@ -74,7 +74,7 @@ def delivery(run_dir):
     if not counts:
         return None
     metrics = os.path.join(run_dir, "metrics.txt")
-    d = {k: int(v) for k, v in counts.items()}
+    d = {k: float(v) if k == "catchup_seconds" else int(v) for k, v in counts.items()}
     d["clicks_dropped"] = metric_sum(metrics, "clickstream_clicks_dropped_total")
     d["sink_dropped"] = metric_sum(metrics, "clickstream_sink_dropped_total")
     d["sink_rejected"] = metric_sum(metrics, "clickstream_sink_rejected_total")
