@@ -228,8 +228,11 @@ fn main() {
         while state.lock().unwrap().events < clicks && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let s = state.lock().unwrap();
-        let took = s.last.unwrap_or_else(Instant::now) - up;
+        let (events, last) = {
+            let s = state.lock().unwrap();
+            (s.events, s.last)
+        };
+        let took = last.unwrap_or_else(Instant::now) - up;
         println!(
             "redirects: {clicks} clicks from 32 connections in {:.2} s ({:.0}/s, load generator in the same process)",
             sent.as_secs_f64(),
@@ -237,11 +240,10 @@ fn main() {
         );
         println!(
             "delivery: {} spooled events delivered in {:.2} s after the receiver came up: {:.0} events/s (batches of 500)",
-            s.events,
+            events,
             took.as_secs_f64(),
-            s.events as f64 / took.as_secs_f64()
+            events as f64 / took.as_secs_f64()
         );
-        drop(s);
         node.shutdown().await;
     });
 }
