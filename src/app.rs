@@ -103,6 +103,29 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let server_config = &config.server;
 
+        // The admin listener comes first, so that /healthz answers and /readyz says "not ready"
+        // while a large table loads.
+        let admin_listener =
+            TcpListener::bind(server_config.admin_listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: server_config.admin_listen,
+                    source,
+                })?;
+        let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+            addr: server_config.admin_listen,
+            source,
+        })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let table = Arc::new(ArcSwap::from_pointee(LinkTable::empty()));
+        let admin = Arc::new(AdminState {
+            metrics: metrics.clone(),
+            table: table.clone(),
+            ready: AtomicBool::new(false),
+        });
+        tokio::spawn(admin::serve(admin_listener, admin.clone(), shutdown_rx.clone()));
+        tracing::info!(admin = %admin_addr, "admin listener up; loading");
+
         let setup = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
@@ -114,24 +137,25 @@ impl Node {
             .await
             .map_err(|e| StartError::Setup(format!("start-up task failed: {e}")))??
         };
-        let (lists, geo, table) = setup;
+        let (lists, geo, mut loaded_table) = setup;
+        loaded_table.bind_metrics(&metrics);
         let loaded = Loaded {
-            links: table.len(),
-            domains: table.domain_count(),
+            links: loaded_table.len(),
+            domains: loaded_table.domain_count(),
             geoip: format!(
                 "{} (built {})",
                 geo.database_type(),
                 crate::click::format_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(geo.build_epoch()))
             ),
         };
-        metrics.links.set(table.len() as u64);
+        metrics.links.set(loaded_table.len() as u64);
         metrics.last_reload_unix.set(
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
         );
-        let table = Arc::new(ArcSwap::from_pointee(table));
+        table.store(Arc::new(loaded_table));
         let lists = Arc::new(ArcSwap::from_pointee(lists));
 
         // Spool, with one cursor per sink.
@@ -189,22 +213,10 @@ impl Node {
                 addr: server_config.listen,
                 source,
             })?;
-        let admin_listener =
-            TcpListener::bind(server_config.admin_listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: server_config.admin_listen,
-                    source,
-                })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: server_config.listen,
             source,
         })?;
-        let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
-            addr: server_config.admin_listen,
-            source,
-        })?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let (drain, drain_rx) = watch::channel(false);
         let router = Arc::new(Router::new(table.clone(), queue, metrics.clone()));
         let server_task = tokio::spawn(server::serve_plain(
@@ -215,13 +227,6 @@ impl Node {
             shutdown_rx.clone(),
             server_config.shutdown_grace,
         ));
-        let admin = Arc::new(AdminState {
-            metrics: metrics.clone(),
-            table: table.clone(),
-            ready: AtomicBool::new(false),
-        });
-        tokio::spawn(admin::serve(admin_listener, admin.clone(), shutdown_rx.clone()));
-
         // Sinks.
         let mut sinks = Vec::new();
         for s in &config.sinks {

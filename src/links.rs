@@ -130,6 +130,8 @@ pub struct Domain {
     pub root: Option<HeaderValue>,
     /// Body of `/robots.txt`.
     pub robots_txt: Bytes,
+    /// Redirect counters of this domain (see [`LinkTable::bind_metrics`]).
+    pub counters: Arc<crate::metrics::DomainCounters>,
     cache_control: Option<HeaderValue>,
     cache_control_permanent: HeaderValue,
     cache_control_temporary: HeaderValue,
@@ -210,6 +212,22 @@ impl LinkTable {
     /// Number of links.
     pub fn len(&self) -> usize {
         self.links
+    }
+
+    /// Points every domain at the process's counters for it, so counts survive reloads.
+    pub fn bind_metrics(&mut self, metrics: &crate::metrics::Metrics) {
+        for (name, domain) in &mut self.domains {
+            domain.counters = metrics.domain(name);
+        }
+    }
+
+    /// An empty table (before the first load).
+    pub fn empty() -> LinkTable {
+        LinkTable {
+            domains: HashMap::default(),
+            default_domain: None,
+            links: 0,
+        }
     }
 
     /// True when there are no links.
@@ -626,6 +644,7 @@ impl<'c> Builder<'c> {
             not_found: c.not_found_url.as_deref().map(header_value),
             root: c.root_url.as_deref().map(header_value),
             robots_txt: Bytes::from(c.robots_txt.clone().unwrap_or_else(|| DEFAULT_ROBOTS_TXT.to_string())),
+            counters: Arc::default(),
             cache_control: c.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()),
             cache_control_permanent: self.permanent.clone(),
             cache_control_temporary: self.temporary.clone(),

@@ -54,6 +54,79 @@ impl Gauge {
     }
 }
 
+/// Upper bounds of the request-latency buckets, in nanoseconds (the last bucket is `+Inf`).
+pub const LATENCY_BUCKETS_NS: [u64; 11] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// A fixed-bucket histogram of durations: one relaxed increment per observation.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [Counter; LATENCY_BUCKETS_NS.len() + 1],
+    sum_ns: Counter,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, d: std::time::Duration) {
+        let ns = d.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let i = LATENCY_BUCKETS_NS
+            .iter()
+            .position(|&b| ns <= b)
+            .unwrap_or(LATENCY_BUCKETS_NS.len());
+        self.buckets[i].inc();
+        self.sum_ns.add(ns);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.get();
+            match LATENCY_BUCKETS_NS.get(i) {
+                Some(b) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *b as f64 / 1e9);
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let _ = writeln!(out, "{name}_sum {}", self.sum_ns.get() as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+/// Redirects of one domain, by status; kept across reloads (the table holds an `Arc` of it).
+#[derive(Debug, Default)]
+pub struct DomainCounters {
+    /// 301, 302, 307, 308 in that order.
+    redirects: [Counter; 4],
+}
+
+impl DomainCounters {
+    /// Counts one redirect with this status.
+    pub fn redirect(&self, status: StatusCode) {
+        let i = match status.as_u16() {
+            301 => 0,
+            302 => 1,
+            307 => 2,
+            _ => 3,
+        };
+        self.redirects[i].inc();
+    }
+}
+
 /// Name, type, help and labelled samples of one metric family.
 type Family = (&'static str, &'static str, &'static str, Vec<(String, u64)>);
 
@@ -110,7 +183,10 @@ pub struct Metrics {
     pub spool_durable_seq: Gauge,
     /// Open connections.
     pub connections: Gauge,
+    /// Time `Router::handle` takes per request (the response is built; network time excluded).
+    pub request_latency: Histogram,
     sinks: Mutex<Vec<Arc<SinkMetrics>>>,
+    domains: Mutex<std::collections::BTreeMap<String, Arc<DomainCounters>>>,
 }
 
 /// Counters of one sink.
@@ -177,6 +253,12 @@ impl Metrics {
         s
     }
 
+    /// The counters of a domain (the same `Arc` for the same name, across reloads).
+    pub fn domain(&self, name: &str) -> Arc<DomainCounters> {
+        let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        domains.entry(name.to_string()).or_default().clone()
+    }
+
     /// Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -200,6 +282,28 @@ impl Metrics {
                 ("status=\"307\"", self.redirects_307.get()),
                 ("status=\"308\"", self.redirects_308.get()),
             ],
+        );
+        let domains = self.domains.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let per_domain: Vec<(String, u64)> = domains
+            .iter()
+            .flat_map(|(name, c)| {
+                ["301", "302", "307", "308"]
+                    .iter()
+                    .zip(&c.redirects)
+                    .map(move |(status, n)| {
+                        (
+                            format!("domain=\"{}\",status=\"{status}\"", escape_label(name)),
+                            n.get(),
+                        )
+                    })
+            })
+            .collect();
+        let borrowed: Vec<(&str, u64)> = per_domain.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        family(
+            "clickstream_domain_redirects_total",
+            "counter",
+            "Redirects to link destinations, by domain and status.",
+            &borrowed,
         );
         family(
             "clickstream_responses_total",
@@ -280,7 +384,10 @@ impl Metrics {
         );
         let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let per_sink = |f: &dyn Fn(&SinkMetrics) -> u64| -> Vec<(String, u64)> {
-            sinks.iter().map(|s| (format!("sink=\"{}\"", s.name), f(s))).collect()
+            sinks
+                .iter()
+                .map(|s| (format!("sink=\"{}\"", escape_label(&s.name)), f(s)))
+                .collect()
         };
         let families: [Family; 10] = [
             (
@@ -348,6 +455,41 @@ impl Metrics {
             let borrowed: Vec<(&str, u64)> = samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();
             family(name, kind, help, &borrowed);
         }
+        self.request_latency.render(
+            &mut out,
+            "clickstream_request_duration_seconds",
+            "Time to answer a request in the handler (routing, response, click hand-off).",
+        );
         out
+    }
+}
+
+/// Escapes a Prometheus label value (backslash, quote, newline).
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        for us in [0u64, 1, 3, 30, 200_000] {
+            h.observe(std::time::Duration::from_micros(us));
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"0.000001\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.000005\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.1\"} 4\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 5\n"), "{out}");
+        assert!(out.contains("x_count 5\n"), "{out}");
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -70,8 +70,10 @@ impl Router {
 
     /// Answers one request. `peer` is the socket's remote address.
     pub fn handle<B>(&self, req: &Request<B>, peer: IpAddr) -> Response<Body> {
+        let started = std::time::Instant::now();
         let (response, outcome) = self.route(req, peer);
         self.metrics.record_outcome(outcome, response.status());
+        self.metrics.request_latency.observe(started.elapsed());
         response
     }
 
@@ -107,6 +109,7 @@ impl Router {
             _ => link.location.clone(),
         };
         let response = redirect(link.status, location.clone(), domain.cache_control(link.status).clone());
+        domain.counters.redirect(link.status);
         if is_prefetch(req.headers()) {
             return (response, Outcome::Prefetch);
         }

@@ -122,8 +122,9 @@ impl Reloader {
         (table, lists): (Result<LinkTable, LinkTableError>, Result<EnrichLists, Vec<String>>),
         force: bool,
     ) -> Result<ReloadSummary, ReloadError> {
-        let table = table?;
+        let mut table = table?;
         let lists = lists.map_err(ReloadError::Lists)?;
+        table.bind_metrics(&self.metrics);
         let previous = self.table.load().len();
         let dropped = previous.saturating_sub(table.len());
         let limit = self.config.server.reload_max_drop_ratio;

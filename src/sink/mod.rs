@@ -273,6 +273,7 @@ impl<S: Sink> Driver<S> {
             }
             match self.deliver(batch, epoch).await {
                 Delivery::Done => {
+                    self.ctx.metrics.oldest_undelivered_unix.set(0);
                     let (spool, name) = (self.ctx.spool.clone(), self.ctx.name.clone());
                     match tokio::task::spawn_blocking(move || spool.ack(&name, end, epoch)).await {
                         Ok(Ok(_)) => {}

@@ -89,8 +89,13 @@ pub fn config_text(dir: &Path, extra: &str) -> String {
     } else {
         format!("[[sink]]\ntype = \"file\"\nname = \"events\"\ndir = \"{d}/events\"\nbatch_max_age = \"100ms\"\n")
     };
+    let poll = if server_extra.contains("reload_poll_interval") {
+        ""
+    } else {
+        "reload_poll_interval = \"100ms\"\n"
+    };
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nlinks = \"{d}/links.csv\"\nspool_dir = \"{d}/spool\"\nreload_poll_interval = \"100ms\"\nshutdown_grace = \"5s\"\n{server_extra}\n[spool]\nflush_interval = \"20ms\"\n{rest}\n{sink}"
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nlinks = \"{d}/links.csv\"\nspool_dir = \"{d}/spool\"\n{poll}shutdown_grace = \"5s\"\n{server_extra}\n[spool]\nflush_interval = \"20ms\"\n{rest}\n{sink}"
     )
 }
 

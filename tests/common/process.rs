@@ -11,11 +11,24 @@ pub struct Process {
     pub child: Child,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// Every log line so far.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Process {
-    /// Starts `clickstream serve --config <config>` in `dir` with extra environment variables.
+    /// Starts `clickstream serve --config <config>` in `dir` with extra environment variables,
+    /// and returns once it serves.
     pub fn start(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Process {
+        Self::spawn(dir, config, env, true)
+    }
+
+    /// Like [`Process::start`], but returns as soon as the admin listener is up (`addr` is then
+    /// the admin address too).
+    pub fn start_admin_only(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Process {
+        Self::spawn(dir, config, env, false)
+    }
+
+    fn spawn(dir: &Path, config: &Path, env: &[(&str, &str)], wait_for_serving: bool) -> Process {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clickstream"));
         cmd.args(["--log-format", "json", "serve", "--config"])
             .arg(config)
@@ -28,26 +41,42 @@ impl Process {
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = logs.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if !sent
-                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let (Some(l), Some(a)) = (v["fields"]["listen"].as_str(), v["fields"]["admin"].as_str())
-                {
-                    let _ = tx.send((l.parse::<SocketAddr>().unwrap(), a.parse::<SocketAddr>().unwrap()));
-                    sent = true;
+                if !sent && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let admin = v["fields"]["admin"].as_str().map(|a| a.parse::<SocketAddr>().unwrap());
+                    let listen = v["fields"]["listen"].as_str().map(|l| l.parse::<SocketAddr>().unwrap());
+                    match (listen, admin) {
+                        (Some(l), Some(a)) => {
+                            let _ = tx.send((l, a));
+                            sent = true;
+                        }
+                        (None, Some(a)) if !wait_for_serving => {
+                            let _ = tx.send((a, a));
+                            sent = true;
+                        }
+                        _ => {}
+                    }
                 }
                 if std::env::var_os("CLICKSTREAM_TEST_LOGS").is_some() {
                     eprintln!("[child] {line}");
                 }
+                keep.lock().unwrap().push(line);
             }
         });
         let (addr, admin) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the binary logs its addresses at start-up");
-        Process { child, addr, admin }
+        Process {
+            child,
+            addr,
+            admin,
+            logs,
+        }
     }
 
     pub fn signal(&self, sig: &str) {
