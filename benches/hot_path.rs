@@ -4,6 +4,7 @@
 //! - `handle/redirect`: `Router::handle` for a hit, response and click hand-off included;
 //! - `enrich/cached_ua` and `enrich/cold_ua`: building one click event (UA cache hit / miss);
 //! - `encode/json`: serializing one event;
+//! - `metrics/*`: what a counter increment and a latency observation cost;
 //! - `spool/append`: appending one encoded event to the spool (buffered; synced every 100,000).
 //!
 //! Run: `cargo bench --bench hot_path` (add `-- --quick` for a short run).
@@ -200,5 +201,14 @@ fn session_memory(_: &mut Criterion) {
     black_box(&t);
 }
 
-criterion_group!(benches, session_memory, lookups, handle, enrich, spool);
+/// What the metrics add per request: the counters `Router::handle` bumps are inside
+/// `handle/redirect`; the latency histogram costs one clock read and one bucket increment.
+fn metrics_cost(c: &mut Criterion) {
+    let m = Metrics::default();
+    let since = std::time::Instant::now();
+    c.bench_function("metrics/latency_observe", |b| b.iter(|| m.request_latency.observe(black_box(since).elapsed())));
+    c.bench_function("metrics/counter_inc", |b| b.iter(|| black_box(&m.redirects_301).inc()));
+}
+
+criterion_group!(benches, session_memory, lookups, handle, metrics_cost, enrich, spool);
 criterion_main!(benches);

@@ -183,7 +183,8 @@ pub struct Metrics {
     pub spool_durable_seq: Gauge,
     /// Open connections.
     pub connections: Gauge,
-    /// Time `Router::handle` takes per request (the response is built; network time excluded).
+    /// Per request, from the read that completed its head to the built response (parsing,
+    /// routing, click hand-off; the network and the write are not included).
     pub request_latency: Histogram,
     sinks: Mutex<Vec<Arc<SinkMetrics>>>,
     domains: Mutex<std::collections::BTreeMap<String, Arc<DomainCounters>>>,
@@ -458,7 +459,7 @@ impl Metrics {
         self.request_latency.render(
             &mut out,
             "clickstream_request_duration_seconds",
-            "Time to answer a request in the handler (routing, response, click hand-off).",
+            "From the read that completed a request head to its built response.",
         );
         out
     }

@@ -145,8 +145,12 @@ pub async fn serve_connection<I>(
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
+    let clock = activity.clone();
     let service = service_fn(move |req| {
         let response = router.handle(&req, peer_ip);
+        // From the read that completed the request head to the built response: one clock read,
+        // since the read already stamped its time.
+        router.metrics().request_latency.observe(clock.since_last_read());
         async move { Ok::<_, Infallible>(response) }
     });
     let conn = http1::Builder::new()
@@ -168,29 +172,45 @@ pub async fn serve_connection<I>(
     }
 }
 
-/// When a connection last moved a byte, in milliseconds since it opened.
+/// When a connection last read and last moved a byte, in nanoseconds since it opened.
 struct Activity {
     opened: Instant,
-    last_ms: AtomicU64,
+    last_ns: AtomicU64,
+    last_read_ns: AtomicU64,
 }
 
 impl Activity {
     fn new() -> Activity {
         Activity {
             opened: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            last_ns: AtomicU64::new(0),
+            last_read_ns: AtomicU64::new(0),
         }
     }
 
+    fn now_ns(&self) -> u64 {
+        self.opened.elapsed().as_nanos() as u64
+    }
+
     fn touch(&self) {
-        self.last_ms
-            .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_ns.store(self.now_ns(), Ordering::Relaxed);
+    }
+
+    fn touch_read(&self) {
+        let now = self.now_ns();
+        self.last_ns.store(now, Ordering::Relaxed);
+        self.last_read_ns.store(now, Ordering::Relaxed);
+    }
+
+    /// Time since the last successful read.
+    fn since_last_read(&self) -> Duration {
+        Duration::from_nanos(self.now_ns().saturating_sub(self.last_read_ns.load(Ordering::Relaxed)))
     }
 
     /// Resolves once the connection has been silent for `limit`.
     async fn idle(&self, limit: Duration) {
         loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let last = Duration::from_nanos(self.last_ns.load(Ordering::Relaxed));
             let deadline = self.opened + last + limit;
             if Instant::now() >= deadline {
                 return;
@@ -210,7 +230,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for IdleIo<I> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) {
-            self.activity.touch();
+            self.activity.touch_read();
         }
         r
     }
