@@ -81,14 +81,14 @@ fn handle(c: &mut Criterion) {
         .unwrap();
     let peer = "127.0.0.1".parse().unwrap();
     c.bench_function("handle/redirect", |b| {
-        b.iter(|| black_box(router.handle(&req, peer).status()))
+        b.iter(|| black_box(router.handle(&req, peer, false).status()))
     });
     let with_query = Request::get("/tag-1f?utm_source=override&x=1")
         .header("host", "brand.link")
         .body(())
         .unwrap();
     c.bench_function("handle/redirect_with_query", |b| {
-        b.iter(|| black_box(router.handle(&with_query, peer).status()))
+        b.iter(|| black_box(router.handle(&with_query, peer, false).status()))
     });
 }
 
@@ -206,7 +206,9 @@ fn session_memory(_: &mut Criterion) {
 fn metrics_cost(c: &mut Criterion) {
     let m = Metrics::default();
     let since = std::time::Instant::now();
-    c.bench_function("metrics/latency_observe", |b| b.iter(|| m.request_latency.observe(black_box(since).elapsed())));
+    c.bench_function("metrics/latency_observe", |b| {
+        b.iter(|| m.request_latency.observe(black_box(since).elapsed()))
+    });
     c.bench_function("metrics/counter_inc", |b| b.iter(|| black_box(&m.redirects_301).inc()));
 }
 

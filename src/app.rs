@@ -61,6 +61,10 @@ pub struct Node {
     pub addr: SocketAddr,
     /// Where the admin listener is bound.
     pub admin_addr: SocketAddr,
+    /// Where the TLS listener is bound, when configured.
+    pub tls_addr: Option<SocketAddr>,
+    certs: Option<Arc<crate::tls::CertStore>>,
+    tls_task: Option<JoinHandle<()>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// The spool.
@@ -254,6 +258,43 @@ impl Node {
             sinks.push(handle);
         }
 
+        // TLS listener, with certificates picked by SNI.
+        let (mut tls_addr, mut certs, mut tls_task) = (None, None, None);
+        if let Some(tls) = &config.tls {
+            let sources = tls.sources.clone();
+            let store = tokio::task::spawn_blocking(move || crate::tls::CertStore::load(sources))
+                .await
+                .map_err(|e| StartError::Setup(format!("certificate task failed: {e}")))?
+                .map_err(|errors| StartError::Setup(format!("TLS certificates:\n  {}", errors.join("\n  "))))?;
+            let store = Arc::new(store);
+            let acceptor = tokio_rustls::TlsAcceptor::from(store.server_config(tls.http2));
+            let listener = TcpListener::bind(tls.listen).await.map_err(|source| StartError::Bind {
+                addr: tls.listen,
+                source,
+            })?;
+            tls_addr = Some(listener.local_addr().map_err(|source| StartError::Bind {
+                addr: tls.listen,
+                source,
+            })?);
+            tls_task = Some(tokio::spawn(server::serve_tls(
+                listener,
+                acceptor,
+                router.clone(),
+                ConnLimits::from_config(server_config),
+                metrics.clone(),
+                shutdown_rx.clone(),
+                server_config.shutdown_grace,
+            )));
+            tokio::spawn(watch_certificates(
+                store.clone(),
+                tls.sources.clone(),
+                server_config.reload_poll_interval,
+                shutdown_rx.clone(),
+            ));
+            tracing::info!(tls = ?tls_addr, certificates = ?store.names(), "TLS listener up");
+            certs = Some(store);
+        }
+
         let reloader = Arc::new(Reloader::new(config.clone(), table, lists, metrics.clone()));
         tokio::spawn(reloader.clone().watch_files(shutdown_rx));
         admin.ready.store(true, Ordering::Relaxed);
@@ -261,6 +302,9 @@ impl Node {
             Node {
                 addr,
                 admin_addr,
+                tls_addr,
+                certs,
+                tls_task,
                 metrics,
                 spool,
                 reloader,
@@ -283,6 +327,22 @@ impl Node {
         self.reloader.reload(force).await
     }
 
+    /// Re-reads the TLS certificates (as SIGHUP does); the old ones stay on any error.
+    pub async fn reload_certificates(&self) -> Option<Result<usize, Vec<String>>> {
+        let store = self.certs.clone()?;
+        let result = tokio::task::spawn_blocking(move || store.reload())
+            .await
+            .unwrap_or_else(|e| Err(vec![format!("certificate reload task failed: {e}")]));
+        match &result {
+            Ok(n) => tracing::info!(certificates = n, "TLS certificates reloaded"),
+            Err(errors) => tracing::error!(
+                "TLS certificates refused, keeping the current ones: {}",
+                errors.join("; ")
+            ),
+        }
+        Some(result)
+    }
+
     /// Stops the node without losing an answered click (see the module docs).
     pub async fn shutdown(mut self) {
         self.admin.ready.store(false, Ordering::Relaxed);
@@ -290,6 +350,11 @@ impl Node {
         let _ = self.shutdown.send(true);
         if let Err(e) = (&mut self.server_task).await {
             tracing::warn!(error = %e, "listener task failed");
+        }
+        if let Some(task) = self.tls_task.take()
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, "TLS listener task failed");
         }
         // In-flight requests are done (or past the grace period): no more clicks can arrive.
         self.router.take();
@@ -310,5 +375,68 @@ impl Node {
             durable_seq = left,
             "stopped; undelivered events stay in the spool for the next start"
         );
+    }
+}
+
+/// Reloads the certificates when a certificate or key file (or the `[tls] dir` listing) changes.
+async fn watch_certificates(
+    store: Arc<crate::tls::CertStore>,
+    sources: crate::tls::TlsSources,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if interval.is_zero() {
+        return;
+    }
+    let stamp = move || -> Vec<(std::path::PathBuf, Option<(SystemTime, u64)>)> {
+        let mut paths: Vec<std::path::PathBuf> = sources
+            .domains
+            .iter()
+            .flat_map(|d| [d.cert.clone(), d.key.clone()])
+            .chain(
+                sources
+                    .default_cert
+                    .iter()
+                    .flat_map(|c| [c.cert.clone(), c.key.clone()]),
+            )
+            .collect();
+        if let Some(dir) = &sources.dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            paths.extend(entries.flatten().map(|e| e.path()));
+        }
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let m = std::fs::metadata(&p)
+                    .ok()
+                    .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+                (p, m)
+            })
+            .collect()
+    };
+    let stamp = Arc::new(stamp);
+    let s = stamp.clone();
+    let mut last = tokio::task::spawn_blocking(move || s()).await.unwrap_or_default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = server::until_true(&mut shutdown) => return,
+        }
+        let s = stamp.clone();
+        let now = tokio::task::spawn_blocking(move || s()).await.unwrap_or_default();
+        if now != last {
+            last = now;
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.reload()).await {
+                Ok(Ok(n)) => tracing::info!(certificates = n, "certificate files changed; reloaded"),
+                Ok(Err(errors)) => tracing::error!(
+                    "certificate files changed but were refused, keeping the current ones: {}",
+                    errors.join("; ")
+                ),
+                Err(e) => tracing::error!(error = %e, "certificate reload task failed"),
+            }
+        }
     }
 }

@@ -107,6 +107,19 @@ pub struct Config {
     pub domains: BTreeMap<String, DomainConfig>,
     /// `[[sink]]`; the embedded file sink when none is configured.
     pub sinks: Vec<SinkConfig>,
+    /// TLS listener and certificates; `None` unless `[server] tls_listen` is set.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server] tls_listen` with `[tls]` and the `cert`/`key` of `[[domain]]`s.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Address of the TLS listener.
+    pub listen: SocketAddr,
+    /// Where certificates come from.
+    pub sources: crate::tls::TlsSources,
+    /// Offer HTTP/2 by ALPN (HTTP/1.1 always).
+    pub http2: bool,
 }
 
 /// `[server]`: listeners, files and limits.
@@ -154,6 +167,8 @@ pub struct ServerConfig {
     pub cache_control_permanent: String,
     /// Cache-Control for 302/307.
     pub cache_control_temporary: String,
+    /// Folder served at `/.well-known/acme-challenge/` (HTTP-01 renewals).
+    pub acme_challenge_dir: Option<PathBuf>,
 }
 
 /// `[session]`
@@ -193,6 +208,12 @@ pub struct DomainConfig {
     pub case_insensitive: Option<bool>,
     /// Body of `/robots.txt`; disallow-all when unset.
     pub robots_txt: Option<String>,
+    /// On the plain listener, answer every request with a 308 to the same URL on https.
+    pub https_only: bool,
+    /// PEM certificate for the TLS listener.
+    pub cert: Option<PathBuf>,
+    /// PEM private key for the TLS listener.
+    pub key: Option<PathBuf>,
 }
 
 /// A value read from the config that must never be printed.
@@ -326,6 +347,18 @@ struct RawServer {
     shutdown_grace: Option<String>,
     cache_control_permanent: Option<String>,
     cache_control_temporary: Option<String>,
+    tls_listen: Option<String>,
+    acme_challenge_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawTls {
+    dir: Option<PathBuf>,
+    default_domain: Option<String>,
+    default_cert: Option<PathBuf>,
+    default_key: Option<PathBuf>,
+    http2: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -353,6 +386,9 @@ struct RawDomain {
     root_url: Option<String>,
     case_insensitive: Option<bool>,
     robots_txt: Option<String>,
+    https_only: bool,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -468,19 +504,24 @@ impl Config {
             }
         };
         for key in table.keys() {
-            if !matches!(key.as_str(), "server" | "session" | "spool" | "domain" | "sink") {
+            if !matches!(key.as_str(), "server" | "session" | "spool" | "domain" | "sink" | "tls") {
                 errors.push(format!(
-                    "unknown section [{key}] (known: [server], [session], [spool], [[domain]], [[sink]])"
+                    "unknown section [{key}] (known: [server], [session], [spool], [tls], [[domain]], [[sink]])"
                 ));
             }
         }
         let server: RawServer = section(&table, "server", "[server]", &mut errors);
+        let tls: RawTls = section(&table, "tls", "[tls]", &mut errors);
+        let tls_listen = server.tls_listen.clone();
         let session: RawSession = section(&table, "session", "[session]", &mut errors);
         let spool: RawSpool = section(&table, "spool", "[spool]", &mut errors);
         let domains: Vec<RawDomain> = array(&table, "domain", "[[domain]]", &mut errors);
         let sinks: Vec<RawSink> = array(&table, "sink", "[[sink]]", &mut errors);
 
+        let domains = validate_domains(domains, &mut errors);
+        let tls = validate_tls(tls_listen, tls, &domains, &mut errors);
         let config = Config {
+            tls,
             server: validate_server(server, &mut errors),
             session: SessionConfig {
                 idle_timeout: duration(
@@ -508,7 +549,7 @@ impl Config {
                     .map_or(DEFAULT_SPOOL_SEGMENT_MAX_BYTES, |b| b.0)
                     .max(4096),
             },
-            domains: validate_domains(domains, &mut errors),
+            domains,
             sinks: validate_sinks(sinks, &mut errors),
         };
         if config.session.idle_timeout.is_zero() {
@@ -721,7 +762,55 @@ fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
         ),
         cache_control_permanent: cache_permanent,
         cache_control_temporary: cache_temporary,
+        acme_challenge_dir: raw.acme_challenge_dir.filter(|p| !p.as_os_str().is_empty()),
     }
+}
+
+fn validate_tls(
+    listen: Option<String>,
+    raw: RawTls,
+    domains: &BTreeMap<String, DomainConfig>,
+    errors: &mut Vec<String>,
+) -> Option<TlsConfig> {
+    let Some(listen) = listen.filter(|l| !l.is_empty()) else {
+        if raw.dir.is_some() || raw.default_cert.is_some() {
+            errors.push("[tls]: certificates are configured but [server] tls_listen is not set".into());
+        }
+        return None;
+    };
+    let listen = socket_addr(Some(listen), "127.0.0.1:8443", "[server] tls_listen", errors);
+    let mut sources = crate::tls::TlsSources {
+        dir: raw.dir,
+        default_domain: raw.default_domain.map(|d| d.trim().to_ascii_lowercase()),
+        ..Default::default()
+    };
+    match (raw.default_cert, raw.default_key) {
+        (Some(cert), Some(key)) => sources.default_cert = Some(crate::tls::CertFiles { cert, key }),
+        (None, None) => {}
+        _ => errors.push("[tls]: default_cert and default_key go together".into()),
+    }
+    for d in domains.values() {
+        match (&d.cert, &d.key) {
+            (Some(cert), Some(key)) => sources.domains.push(crate::tls::DomainCert {
+                name: d.name.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => {}
+            _ => errors.push(format!("[[domain]] ({}): cert and key go together", d.name)),
+        }
+    }
+    if sources.dir.is_none() && sources.domains.is_empty() && sources.default_cert.is_none() {
+        errors.push(
+            "[server] tls_listen: no certificate configured (set [tls] dir, [tls] default_cert/default_key, or cert/key in a [[domain]])"
+                .into(),
+        );
+    }
+    Some(TlsConfig {
+        listen,
+        sources,
+        http2: raw.http2.unwrap_or(true),
+    })
 }
 
 /// Checks that `text` is an absolute http(s) URL usable as a `Location` value.
@@ -781,6 +870,9 @@ fn validate_domains(raw: Vec<RawDomain>, errors: &mut Vec<String>) -> BTreeMap<S
             root_url: d.root_url,
             case_insensitive: d.case_insensitive,
             robots_txt: d.robots_txt,
+            https_only: d.https_only,
+            cert: d.cert,
+            key: d.key,
         };
         if out.insert(name.clone(), config).is_some() {
             errors.push(format!("{label}: domain '{name}' is configured twice"));

@@ -4,7 +4,9 @@
 //!
 //! - [`config`]: the TOML file and environment, validated into typed settings.
 //! - [`links`]: the link table (CSV / JSON Lines) and its `O(1)` lookup structure.
-//! - [`server`]: listeners, connection limits and timeouts, graceful shutdown.
+//! - [`server`]: listeners (plain HTTP/1.1; TLS with HTTP/2 by ALPN), connection limits and
+//!   timeouts, ACME challenge files, graceful shutdown.
+//! - [`tls`]: certificates per custom domain, chosen by SNI, reloaded atomically.
 //! - [`redirect`]: **the hit path** — one request in, one redirect out, one [`click::Hit`] handed
 //!   off without waiting.
 //! - [`click`]: the hit, the bounded click queue, and the click event's exact JSON shape.
@@ -46,3 +48,4 @@ pub mod reload;
 pub mod server;
 pub mod sink;
 pub mod spool;
+pub mod tls;

@@ -124,6 +124,8 @@ pub struct Domain {
     pub name: Arc<str>,
     /// Merge the request's query into destinations.
     pub forward_query: bool,
+    /// On the plain listener, redirect everything to https (308).
+    pub https_only: bool,
     /// Redirect for slashtags that are not in the table.
     pub not_found: Option<HeaderValue>,
     /// Redirect for `/`.
@@ -641,6 +643,7 @@ impl<'c> Builder<'c> {
         Domain {
             name,
             forward_query: c.forward_query,
+            https_only: c.https_only,
             not_found: c.not_found_url.as_deref().map(header_value),
             root: c.root_url.as_deref().map(header_value),
             robots_txt: Bytes::from(c.robots_txt.clone().unwrap_or_else(|| DEFAULT_ROBOTS_TXT.to_string())),

@@ -193,6 +193,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let (node, loaded) = Node::start(config).await?;
         tracing::info!(
             listen = %node.addr,
+            tls = ?node.tls_addr,
             admin = %node.admin_addr,
             links = loaded.links,
             domains = loaded.domains,
@@ -235,7 +236,10 @@ impl Signals {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
                 // Outcomes are logged and counted by the reloader.
-                _ = self.hup.recv() => { let _ = node.reload(false).await; }
+                _ = self.hup.recv() => {
+                    let _ = node.reload(false).await;
+                    let _ = node.reload_certificates().await;
+                }
                 _ = self.usr1.recv() => { let _ = node.reload(true).await; }
             }
         }

@@ -151,6 +151,12 @@ pub struct Metrics {
     pub bad_requests: Counter,
     /// 405 answers.
     pub method_not_allowed: Counter,
+    /// 308s to https for `https_only` domains.
+    pub https_redirects: Counter,
+    /// ACME challenge files served.
+    pub acme_challenges: Counter,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_errors: Counter,
     /// Prefetches of links (answered, not clicks).
     pub prefetches: Counter,
     /// Hits handed to enrichment.
@@ -237,6 +243,7 @@ impl Metrics {
             Outcome::Robots => self.robots.inc(),
             Outcome::BadRequest => self.bad_requests.inc(),
             Outcome::MethodNotAllowed => self.method_not_allowed.inc(),
+            Outcome::HttpsRedirect => self.https_redirects.inc(),
         }
     }
 
@@ -317,6 +324,8 @@ impl Metrics {
                 ("kind=\"bad_request\"", self.bad_requests.get()),
                 ("kind=\"method_not_allowed\"", self.method_not_allowed.get()),
                 ("kind=\"prefetch\"", self.prefetches.get()),
+                ("kind=\"https_redirect\"", self.https_redirects.get()),
+                ("kind=\"acme_challenge\"", self.acme_challenges.get()),
             ],
         );
         family(

@@ -60,6 +60,8 @@ pub enum Outcome {
     BadRequest,
     /// 405
     MethodNotAllowed,
+    /// 308 to https for an `https_only` domain on the plain listener.
+    HttpsRedirect,
 }
 
 impl Router {
@@ -68,9 +70,10 @@ impl Router {
         Router { table, clicks, metrics }
     }
 
-    /// Answers one request. `peer` is the socket's remote address.
-    pub fn handle<B>(&self, req: &Request<B>, peer: IpAddr) -> Response<Body> {
-        let (response, outcome) = self.route(req, peer);
+    /// Answers one request. `peer` is the socket's remote address; `tls` says whether it came
+    /// over the TLS listener.
+    pub fn handle<B>(&self, req: &Request<B>, peer: IpAddr, tls: bool) -> Response<Body> {
+        let (response, outcome) = self.route(req, peer, tls);
         self.metrics.record_outcome(outcome, response.status());
         response
     }
@@ -80,7 +83,7 @@ impl Router {
         &self.metrics
     }
 
-    fn route<B>(&self, req: &Request<B>, peer: IpAddr) -> (Response<Body>, Outcome) {
+    fn route<B>(&self, req: &Request<B>, peer: IpAddr, tls: bool) -> (Response<Body>, Outcome) {
         let head = match *req.method() {
             Method::GET => false,
             Method::HEAD => true,
@@ -94,6 +97,9 @@ impl Router {
             return (not_found(), Outcome::NotFound);
         };
         let path = req.uri().path();
+        if domain.https_only && !tls {
+            return (https_redirect(&host, req.uri()), Outcome::HttpsRedirect);
+        }
         if path == "/robots.txt" {
             return (robots(domain), Outcome::Robots);
         }
@@ -257,6 +263,20 @@ fn redirect(status: StatusCode, location: HeaderValue, cache_control: HeaderValu
     headers.insert(header::LOCATION, location);
     headers.insert(header::CACHE_CONTROL, cache_control);
     response
+}
+
+/// 308 to the same URL on https (RFC 9110 §15.4.9: the method and body are kept).
+fn https_redirect(host: &str, uri: &http::Uri) -> Response<Body> {
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{host}{path_and_query}");
+    match HeaderValue::from_maybe_shared(Bytes::from(location)) {
+        Ok(location) => redirect(
+            StatusCode::PERMANENT_REDIRECT,
+            location,
+            HeaderValue::from_static("no-store"),
+        ),
+        Err(_) => plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE),
+    }
 }
 
 fn fallback(target: Option<&HeaderValue>) -> (Response<Body>, Outcome) {

@@ -13,6 +13,12 @@
 //! - `idle_timeout`: no byte read or written for that long closes the connection, whatever state
 //!   it is in (a client that stops reading its response, for instance).
 //! - `max_header_bytes`: hyper's read buffer limit; a larger head is answered 431.
+//!
+//! The TLS listener ([`serve_tls`]) runs the handshake (bounded by `header_read_timeout`) and
+//! then serves HTTP/2 or HTTP/1.1 by ALPN with hyper-util's auto builder; the certificate is
+//! picked by SNI in `tls`. Both listeners serve `/.well-known/acme-challenge/<token>` from
+//! `[server] acme_challenge_dir` when it is set (read asynchronously, off the hit path), so an
+//! operator's ACME client can renew certificates over plain HTTP.
 
 use std::convert::Infallible;
 use std::io;
@@ -45,9 +51,11 @@ pub async fn until_true(rx: &mut watch::Receiver<bool>) {
 /// hyper refuses read buffers smaller than this.
 pub const MIN_MAX_HEADER_BYTES: usize = 8192;
 
-/// Connection limits and timeouts, from `[server]`.
+/// Connection limits, timeouts and the ACME folder, from `[server]`.
 #[derive(Debug, Clone)]
 pub struct ConnLimits {
+    /// Folder served at `/.well-known/acme-challenge/`.
+    pub acme_challenge_dir: Option<std::path::PathBuf>,
     /// See the module docs.
     pub header_read_timeout: Duration,
     /// See the module docs.
@@ -62,6 +70,7 @@ impl ConnLimits {
     /// Limits from the server config.
     pub fn from_config(c: &ServerConfig) -> ConnLimits {
         ConnLimits {
+            acme_challenge_dir: c.acme_challenge_dir.clone(),
             header_read_timeout: c.header_read_timeout,
             idle_timeout: c.idle_timeout,
             max_header_bytes: c.max_header_bytes.max(MIN_MAX_HEADER_BYTES),
@@ -111,7 +120,7 @@ pub async fn serve_plain(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             metrics.connections.inc();
-            serve_connection(stream, peer, router, &limits, watcher).await;
+            serve_connection(stream, peer, router, &limits, watcher, Protocol::Http1).await;
             metrics.connections.dec();
             drop(permit);
         });
@@ -125,13 +134,23 @@ pub async fn serve_plain(
     }
 }
 
-/// Serves HTTP/1.1 on one connection of any transport.
+/// Which HTTP versions a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 only (the plain listener).
+    Http1,
+    /// HTTP/2 or HTTP/1.1, by ALPN (the TLS listener).
+    Auto,
+}
+
+/// Serves HTTP on one connection of any transport.
 pub async fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
     router: Arc<Router>,
     limits: &ConnLimits,
     watcher: hyper_util::server::graceful::Watcher,
+    protocol: Protocol,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -146,28 +165,163 @@ pub async fn serve_connection<I>(
         v4 => v4,
     };
     let clock = activity.clone();
-    let service = service_fn(move |req| {
-        let response = router.handle(&req, peer_ip);
+    let tls = protocol == Protocol::Auto;
+    let acme = limits.acme_challenge_dir.clone().map(Arc::new);
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let acme_file = acme.as_ref().and_then(|dir| acme_path(dir, req.uri().path()));
+        let response = match acme_file {
+            None => Some(router.handle(&req, peer_ip, tls)),
+            Some(_) => None,
+        };
         // From the read that completed the request head to the built response: one clock read,
         // since the read already stamped its time.
         router.metrics().request_latency.observe(clock.since_last_read());
-        async move { Ok::<_, Infallible>(response) }
+        let router = router.clone();
+        async move {
+            Ok::<_, Infallible>(match (response, acme_file) {
+                (Some(r), _) => r,
+                (None, Some(path)) => acme_response(&path, &router).await,
+                (None, None) => unreachable!("one of the two is set"),
+            })
+        }
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes)
-        .keep_alive(true)
-        .serve_connection(io, service);
-    let conn = watcher.watch(conn);
-    tokio::select! {
-        r = conn => {
-            if let Err(e) = r {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+    let result = match protocol {
+        Protocol::Http1 => {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_header_bytes)
+                .keep_alive(true)
+                .serve_connection(io, service);
+            let conn = watcher.watch(conn);
+            tokio::select! {
+                r = conn => r.map_err(|e| e.to_string()),
+                _ = activity.idle(limits.idle_timeout) => Err("idle".to_string()),
             }
         }
-        _ = activity.idle(limits.idle_timeout) => {
-            tracing::debug!(%peer, "closing idle connection");
+        Protocol::Auto => {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_header_bytes)
+                .keep_alive(true);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(limits.max_header_bytes as u32)
+                .keep_alive_interval(Some(limits.idle_timeout / 2))
+                .keep_alive_timeout(limits.header_read_timeout);
+            let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
+            tokio::select! {
+                r = conn => r.map_err(|e| e.to_string()),
+                _ = activity.idle(limits.idle_timeout) => Err("idle".to_string()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
+/// The file for an ACME HTTP-01 challenge path, if it is one. Tokens are base64url
+/// (RFC 8555 §8.3), which also keeps the path inside the folder.
+fn acme_path(dir: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
+    let token = path.strip_prefix("/.well-known/acme-challenge/")?;
+    let valid = !token.is_empty()
+        && token.len() <= 256
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    Some(if valid {
+        dir.join(token)
+    } else {
+        dir.join(".invalid-token")
+    })
+}
+
+async fn acme_response(path: &std::path::Path, router: &Router) -> http::Response<crate::redirect::Body> {
+    let mut response = match tokio::fs::read(path).await {
+        Ok(bytes) => {
+            router.metrics().acme_challenges.inc();
+            http::Response::new(crate::redirect::Body::new(bytes.into()))
+        }
+        Err(_) => {
+            let mut r = http::Response::new(crate::redirect::Body::new(bytes::Bytes::from_static(
+                b"no such challenge\n",
+            )));
+            *r.status_mut() = http::StatusCode::NOT_FOUND;
+            r
+        }
+    };
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    response
+        .headers_mut()
+        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Runs the TLS accept loop until `shutdown`, like [`serve_plain`]; the handshake gets
+/// `header_read_timeout`, and a failed one is counted.
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: Arc<Router>,
+    limits: ConnLimits,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let limits = Arc::new(limits);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = until_true(&mut shutdown) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; retrying in 50ms");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = until_true(&mut shutdown) => break,
+        };
+        let _ = stream.set_nodelay(true); // an error here only costs latency
+        let (router, limits, metrics, acceptor) = (router.clone(), limits.clone(), metrics.clone(), acceptor.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            metrics.connections.inc();
+            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(tls, peer, router, &limits, watcher, Protocol::Auto).await,
+                Ok(Err(e)) => {
+                    metrics.tls_handshake_errors.inc();
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    metrics.tls_handshake_errors.inc();
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                }
+            }
+            metrics.connections.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("TLS connections still open after the {grace:?} grace period; closing them");
         }
     }
 }
