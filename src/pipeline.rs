@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,12 @@ use crate::spool::{RecordMeta, SpoolWriter};
 const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest wait for a hit before checking the stop flag.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Pause between drains of the click queue while clicks are arriving.
+const BUSY_NAP: Duration = Duration::from_millis(1);
+/// Without a click for this long, the thread blocks on the queue instead of napping.
+const IDLE_AFTER: Duration = Duration::from_millis(50);
+/// Hits processed before the flush and sweep timers are looked at again.
+const MAX_BATCH_BEFORE_HOUSEKEEPING: usize = 4096;
 /// At most one spool error logged per this interval.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -61,6 +67,8 @@ impl Pipeline {
     fn run(mut self, rx: Receiver<Hit>, flush_interval: Duration, stop: &AtomicBool) {
         let mut next_flush = Instant::now() + flush_interval;
         let mut next_sweep = Instant::now() + SESSION_SWEEP_INTERVAL;
+        let mut last_busy = Instant::now() - IDLE_AFTER;
+        let mut disconnected = false;
         loop {
             let now = Instant::now();
             if now >= next_flush {
@@ -81,11 +89,49 @@ impl Pipeline {
                 }
                 break;
             }
+            // Busy: take everything queued, then nap. Blocking in `recv` while clicks stream in
+            // would make every `try_send` on the hit path wake this thread (a futex call per
+            // click); napping keeps the hit path free of syscalls at the price of BUSY_NAP of
+            // extra event latency. After IDLE_AFTER of empty naps, block again (no idle spin).
+            let mut took = 0usize;
+            loop {
+                match rx.try_recv() {
+                    Ok(hit) => {
+                        self.process(&hit);
+                        took += 1;
+                        if took >= MAX_BATCH_BEFORE_HOUSEKEEPING {
+                            break;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            if disconnected {
+                break;
+            }
+            if took > 0 {
+                last_busy = Instant::now();
+                if took < MAX_BATCH_BEFORE_HOUSEKEEPING {
+                    std::thread::sleep(BUSY_NAP);
+                }
+                continue;
+            }
+            if last_busy.elapsed() < IDLE_AFTER {
+                std::thread::sleep(BUSY_NAP);
+                continue;
+            }
             let wait = next_flush
                 .saturating_duration_since(Instant::now())
                 .min(STOP_POLL_INTERVAL);
             match rx.recv_timeout(wait) {
-                Ok(hit) => self.process(&hit),
+                Ok(hit) => {
+                    self.process(&hit);
+                    last_busy = Instant::now();
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
