@@ -86,12 +86,40 @@ pub async fn serve_plain(
     router: Arc<Router>,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
     let limits = Arc::new(limits);
+    let max_connections = limits.max_connections;
+    accept_loop(
+        listener,
+        max_connections,
+        metrics,
+        shutdown,
+        grace,
+        move |stream, peer, watcher| {
+            let (router, limits) = (router.clone(), limits.clone());
+            async move { serve_connection(stream, peer, router, &limits, watcher, Protocol::Http1).await }
+        },
+    )
+    .await
+}
+
+/// The accept loop both listeners share: a permit per connection (the connection limit), one
+/// task per connection running `serve`, and a graceful stop bounded by `grace`.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    max_connections: usize,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream, SocketAddr, hyper_util::server::graceful::Watcher) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let graceful = GracefulShutdown::new();
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
@@ -114,13 +142,11 @@ pub async fn serve_plain(
         };
         // Redirect responses are tiny: send them without waiting for more to batch.
         let _ = stream.set_nodelay(true); // an error here only costs latency
-        let router = router.clone();
-        let limits = limits.clone();
+        let connection = serve(stream, peer, graceful.watcher());
         let metrics = metrics.clone();
-        let watcher = graceful.watcher();
         tokio::spawn(async move {
             metrics.connections.inc();
-            serve_connection(stream, peer, router, &limits, watcher, Protocol::Http1).await;
+            connection.await;
             metrics.connections.dec();
             drop(permit);
         });
@@ -272,58 +298,37 @@ pub async fn serve_tls(
     router: Arc<Router>,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
     let limits = Arc::new(limits);
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = until_true(&mut shutdown) => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed; retrying in 50ms");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = until_true(&mut shutdown) => break,
-        };
-        let _ = stream.set_nodelay(true); // an error here only costs latency
-        let (router, limits, metrics, acceptor) = (router.clone(), limits.clone(), metrics.clone(), acceptor.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            metrics.connections.inc();
-            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_connection(tls, peer, router, &limits, watcher, Protocol::Auto).await,
-                Ok(Err(e)) => {
-                    metrics.tls_handshake_errors.inc();
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                }
-                Err(_) => {
-                    metrics.tls_handshake_errors.inc();
-                    tracing::debug!(%peer, "TLS handshake timed out");
+    let max_connections = limits.max_connections;
+    let counters = metrics.clone();
+    accept_loop(
+        listener,
+        max_connections,
+        metrics,
+        shutdown,
+        grace,
+        move |stream, peer, watcher| {
+            let (router, limits, metrics, acceptor) =
+                (router.clone(), limits.clone(), counters.clone(), acceptor.clone());
+            async move {
+                match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => serve_connection(tls, peer, router, &limits, watcher, Protocol::Auto).await,
+                    Ok(Err(e)) => {
+                        metrics.tls_handshake_errors.inc();
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        metrics.tls_handshake_errors.inc();
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                    }
                 }
             }
-            metrics.connections.dec();
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(grace) => {
-            tracing::warn!("TLS connections still open after the {grace:?} grace period; closing them");
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// When a connection last read and last moved a byte, in nanoseconds since it opened.
