@@ -141,8 +141,8 @@ cleanup() {
         rm -f /usr/sbin/policy-rc.d
     fi
     if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
-        if ((KEEP_WORK_DIR)); then
-            log "work directory kept: $WORK_DIR"
+        if ((KEEP_WORK_DIR || (status != 0 && status != 130))); then
+            log "work directory kept (configs, logs, raw results): $WORK_DIR"
         else
             rm -rf "$WORK_DIR"
         fi
@@ -290,6 +290,12 @@ build_clickstream() {
         (cd "$REPO_DIR" && cargo build --release --locked --quiet)
     fi
     [[ -x $BINARY ]] || die "$BINARY is missing: run 'cargo build --release'"
+}
+
+# The runs use a copy of the binary, so that a rebuild during the benchmark changes nothing.
+snapshot_binary() {
+    cp "$BINARY" "$WORK_DIR/clickstream"
+    BINARY="$WORK_DIR/clickstream"
 }
 
 check_ports_free() {
@@ -489,10 +495,26 @@ start_clickstream() {
     fi
     start_process "$dir/clickstream.log" "$BINARY" serve --config "$dir/clickstream.toml"
     CLICKSTREAM_PID=$STARTED_PID
-    if ! wait_for_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$CLICKSTREAM_PID" 120; then
+    if ! wait_for_ready "$CLICKSTREAM_PID" 120; then
         cat "$dir/clickstream.log" >&2
         die "clickstream did not start"
     fi
+}
+
+# wait_for_ready PID TIMEOUT_SECONDS: until clickstream's /readyz answers 200 and its redirect
+# port accepts connections (a bare connect: a request would be counted in its metrics).
+wait_for_ready() {
+    local pid=$1 timeout=$2 tick=0
+    while ((tick < timeout * 10)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$ADMIN_PORT/readyz") == 200 ]] &&
+            port_in_use "$CLICKSTREAM_PORT"; then
+            return 0
+        fi
+        sleep 0.1
+        tick=$((tick + 1))
+    done
+    return 1
 }
 
 # finish_clickstream SYSTEM DIR CPU_TICKS_BEFORE: waits for delivery, records the CPU used,
@@ -616,12 +638,17 @@ run_latency_step() {
 # Report
 
 describe_machine() {
-    local model
+    local model load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if awk -v l="$load" 'BEGIN { exit !(l >= 1) }'; then
+        warn "load average is $load before the run: other work on this machine will skew the results"
+    fi
     model=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
     {
         printf 'cpus=%s\n' "$(nproc)"
         printf 'cpu_model=%s\n' "${model:-unknown}"
         printf 'kernel=%s\n' "$(uname -sr)"
+        printf 'load_before=%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
         printf 'nginx=%s\n' "$("$NGINX" -v 2>&1 | sed 's|.*/||')"
         printf 'wrk=%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}' | sed 's|^debian/||')"
         if ((RUN_OHA)); then printf 'oha=%s\n' "$(oha --version | awk '{print $2}')"; fi
@@ -630,6 +657,7 @@ describe_machine() {
 }
 
 write_report() {
+    printf 'load_after=%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$WORK_DIR/machine.env"
     mkdir -p "$RESULTS_DIR"
     python3 "$HELPERS/report.py" \
         --runs "$WORK_DIR/runs" --machine "$WORK_DIR/machine.env" \
@@ -646,6 +674,7 @@ main() {
     build_clickstream
     check_ports_free
     WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/clickstream-compare.XXXXXX")
+    snapshot_binary
     generate_links
     describe_machine
     local round

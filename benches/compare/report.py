@@ -363,7 +363,9 @@ def markdown(tables, warns, machine, settings, command):
         f"Command: `{command}`",
         "",
         f"Machine: {machine_line(machine)}. Load generator, servers and webhook receiver share the "
-        f"same {machine.get('cpus', '?')} CPUs over 127.0.0.1.",
+        f"same {machine.get('cpus', '?')} CPUs over 127.0.0.1. Load average before the run "
+        f"{machine.get('load_before', '?')}, after {machine.get('load_after', '?')} (1, 5, 15 min): anything else "
+        "running on the machine shows up there and skews the numbers.",
         "",
         f"Load: wrk, {settings.get('threads')} threads, {settings.get('connections')} keep-alive connections, "
         f"{settings.get('duration')} s per run, {settings.get('rounds')} round{'' if settings.get('rounds') == '1' else 's'} "
@@ -414,6 +416,7 @@ def main():
 
     print()
     print(machine_line(machine))
+    print(f"load average before {machine.get('load_before', '?')}, after {machine.get('load_after', '?')}")
     for title, headers, rows in tables:
         if rows:
             print(f"\n{title}\n")
