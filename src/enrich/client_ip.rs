@@ -14,6 +14,7 @@
 //! names any address) and so that a client cannot inject a `Forwarded` header
 //! past a proxy that only maintains `X-Forwarded-For`.
 
+use super::trim_ows as trim;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net};
@@ -192,17 +193,6 @@ fn canonical_net(net: IpNet) -> IpNet {
         return IpNet::V4(mapped);
     }
     net
-}
-
-/// Strips optional whitespace (RFC 9110 §5.6.3: spaces and tabs).
-fn trim(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }
 
 #[cfg(test)]

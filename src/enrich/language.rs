@@ -5,6 +5,8 @@
 //! response path. It allocates only the short result, reads at most
 //! [`MAX_HEADER_LEN`] bytes and never panics, whatever the client sent.
 
+use super::trim_ows as trim;
+
 /// Longest prefix of an `Accept-Language` value that is examined, in bytes.
 pub const MAX_HEADER_LEN: usize = 1024;
 
@@ -89,17 +91,6 @@ fn qvalue(value: &[u8]) -> Option<u16> {
         b'1' if thousandths == 0 && frac.iter().all(|&b| b == b'0') => Some(1000),
         _ => None,
     }
-}
-
-/// Strips optional whitespace (RFC 9110 §5.6.3: spaces and tabs).
-fn trim(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }
 
 #[cfg(test)]

@@ -76,6 +76,17 @@ impl EnrichLists {
     }
 }
 
+/// Strips optional whitespace (RFC 9110 §5.6.3: spaces and tabs) from a header value part.
+pub(crate) fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
 fn read(path: &std::path::Path, errors: &mut Vec<String>) -> Option<String> {
     std::fs::read_to_string(path)
         .map_err(|e| errors.push(format!("{}: cannot read: {e}", path.display())))
