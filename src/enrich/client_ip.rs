@@ -14,10 +14,11 @@
 //! names any address) and so that a client cannot inject a `Forwarded` header
 //! past a proxy that only maintains `X-Forwarded-For`.
 
-use super::trim_ows as trim;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net};
+
+use super::trim_ows as trim;
 
 /// Longest header value examined, in bytes. Proxies append on the right, so
 /// a longer value is cut on the left and its first, partial element dropped.
