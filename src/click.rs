@@ -5,6 +5,7 @@
 //! The hit path only copies header handles (reference-counted slices of the request buffer) into
 //! a `Hit` and offers it to the queue; `enrich` turns hits into events on its own thread.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -14,7 +15,11 @@ use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use serde_json::value::RawValue;
 
+use crate::enrich::agent::AgentInfo;
+use crate::enrich::geo::CountryCode;
+use crate::enrich::session::SessionInfo;
 use crate::links::Link;
 use crate::metrics::Metrics;
 
@@ -119,78 +124,178 @@ impl ClickQueue {
     }
 }
 
-/// One click event, serialized exactly as the Clickstream payload's `data` items.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ClickEvent {
+/// One click event: what enrichment found for a hit. Serializes exactly as the Clickstream
+/// payload's `data` items (`tests/fixtures/seed-example.json`).
+///
+/// Nothing in it is allocated per click: the link's strings are borrowed, the user-agent
+/// classification is shared with the enricher's cache, and the referral and destination, which
+/// depend only on the `Referer` and the `Location`, are shared as JSON that was encoded once.
+#[derive(Debug, Clone)]
+pub struct ClickEvent<'a> {
     /// UUIDv7; receivers de-duplicate on it.
-    pub id: String,
-    /// UTC, RFC 3339 with microseconds and `Z`.
-    pub timestamp: String,
-    /// Who clicked.
-    pub client: Client,
-    /// Where they came from (shared: classified once per distinct referrer and domain).
-    pub referral: Arc<Referral>,
-    /// What they clicked and where it sent them.
-    pub route: Route,
+    pub id: uuid::Uuid,
+    /// When the hit was answered, unix microseconds.
+    pub time_micros: i64,
+    /// Primary language subtag, or "".
+    pub language: Cow<'a, str>,
+    /// Country of the client address, when the GeoIP database knows it.
+    pub country: Option<CountryCode>,
+    /// Browser, OS and device of the user agent.
+    pub agent: Arc<AgentInfo>,
+    /// A bot (by its agent, or a `HEAD` request).
+    pub bot: bool,
+    /// The visitor's session.
+    pub session: SessionInfo,
+    /// `referral`, as JSON.
+    pub referral: Arc<RawValue>,
+    /// The link that answered.
+    pub link: &'a Link,
+    /// `route.destination`, as JSON.
+    pub destination: Arc<RawValue>,
 }
 
-/// `client`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Client {
-    /// Primary language subtag.
-    pub language: String,
-    /// `location`
-    pub location: Location,
-    /// `agent`
-    pub agent: Agent,
-    /// `session`
-    pub session: Session,
+impl Serialize for ClickEvent<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let link = self.link;
+        let agent = &*self.agent;
+        let started = if self.session.first {
+            self.time_micros
+        } else {
+            self.session.started_micros
+        };
+        wire::Event {
+            id: self.id,
+            timestamp: Timestamp(self.time_micros),
+            client: wire::Client {
+                language: &self.language,
+                location: wire::Location {
+                    country: self.country.as_ref().map_or("", CountryCode::as_str),
+                },
+                agent: wire::Agent {
+                    browser: wire::NameVersion {
+                        name: &agent.browser_name,
+                        version: &agent.browser_version,
+                    },
+                    os: wire::NameVersion {
+                        name: &agent.os_name,
+                        version: &agent.os_version,
+                    },
+                    device: wire::Device { name: agent.device },
+                    kind: if self.bot { "bot" } else { "human" },
+                },
+                session: wire::Session {
+                    started: Timestamp(started),
+                    first: self.session.first,
+                },
+            },
+            referral: &self.referral,
+            route: wire::Route {
+                id: &link.id,
+                slashtag: &link.slashtag,
+                creator: wire::Creator {
+                    id: &link.creator_id,
+                    workspace: wire::Workspace {
+                        id: &link.workspace.id,
+                        name: &link.workspace.name,
+                    },
+                },
+                domain: wire::Domain {
+                    id: &link.domain_id,
+                    raw: &link.domain,
+                },
+                destination: &self.destination,
+            },
+        }
+        .serialize(s)
+    }
 }
 
-/// `client.location`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Location {
-    /// Lower-case ISO 3166-1 alpha-2 code, or `""`.
-    pub country: String,
+/// The event's JSON shape, field for field, borrowing everything from a [`ClickEvent`].
+mod wire {
+    use super::Timestamp;
+    use serde::Serialize;
+    use serde_json::value::RawValue;
+
+    #[derive(Serialize)]
+    pub(super) struct Event<'a> {
+        pub id: uuid::Uuid,
+        pub timestamp: Timestamp,
+        pub client: Client<'a>,
+        pub referral: &'a RawValue,
+        pub route: Route<'a>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Client<'a> {
+        pub language: &'a str,
+        pub location: Location<'a>,
+        pub agent: Agent<'a>,
+        pub session: Session,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Location<'a> {
+        pub country: &'a str,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Agent<'a> {
+        pub browser: NameVersion<'a>,
+        pub os: NameVersion<'a>,
+        pub device: Device,
+        #[serde(rename = "type")]
+        pub kind: &'static str,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct NameVersion<'a> {
+        pub name: &'a str,
+        pub version: &'a str,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Device {
+        pub name: &'static str,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Session {
+        pub started: Timestamp,
+        pub first: bool,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Route<'a> {
+        pub id: &'a str,
+        pub slashtag: &'a str,
+        pub creator: Creator<'a>,
+        pub domain: Domain<'a>,
+        pub destination: &'a RawValue,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Creator<'a> {
+        pub id: &'a str,
+        pub workspace: Workspace<'a>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Workspace<'a> {
+        pub id: &'a str,
+        pub name: &'a str,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Domain<'a> {
+        pub id: &'a str,
+        pub raw: &'a str,
+    }
 }
 
-/// `client.agent`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Agent {
-    /// `browser`
-    pub browser: NameVersion,
-    /// `os`
-    pub os: NameVersion,
-    /// `device`
-    pub device: Device,
-    /// `human` or `bot`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-}
-
-/// A name and a version.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct NameVersion {
-    /// Slug.
-    pub name: String,
-    /// Version.
-    pub version: String,
-}
-
-/// `client.agent.device`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Device {
-    /// `smartphone`, `tablet`, `desktop`, ... or `""`.
-    pub name: &'static str,
-}
-
-/// `client.session`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Session {
-    /// First click time of the session.
-    pub started: String,
-    /// True on the click that opened the session.
-    pub first: bool,
+/// Encodes a value once as JSON, to be shared by many events; `null` if it cannot be encoded
+/// (plain strings and maps always can).
+pub fn json_fragment<T: Serialize>(value: &T) -> Arc<RawValue> {
+    Arc::from(serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned()))
 }
 
 /// `referral`
@@ -214,48 +319,6 @@ pub struct Origin {
     pub kind: String,
     /// `facebook`, `google`, ...
     pub name: String,
-}
-
-/// `route`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Route {
-    /// Link id.
-    pub id: String,
-    /// Link slashtag.
-    pub slashtag: String,
-    /// `creator`
-    pub creator: Creator,
-    /// `domain`
-    pub domain: DomainRef,
-    /// `destination`, shared: it is parsed once per distinct `Location` (see `enrich`).
-    pub destination: Arc<Destination>,
-}
-
-/// `route.creator`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Creator {
-    /// Creator user id.
-    pub id: String,
-    /// `workspace`
-    pub workspace: WorkspaceRef,
-}
-
-/// `route.creator.workspace`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct WorkspaceRef {
-    /// Workspace id.
-    pub id: String,
-    /// Workspace name.
-    pub name: String,
-}
-
-/// `route.domain`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct DomainRef {
-    /// Domain id.
-    pub id: String,
-    /// Custom domain.
-    pub raw: String,
 }
 
 /// `route.destination`
@@ -334,53 +397,70 @@ impl Destination {
     }
 }
 
-/// Formats a time as the event's timestamps: UTC, RFC 3339, microseconds, `Z`
+/// An event timestamp in unix microseconds; serialized as UTC, RFC 3339, microseconds, `Z`
 /// (`2019-07-02T14:07:06.981094Z`).
-///
-/// Hand-written because it runs twice per click and `time`'s general-purpose formatter costs
-/// about ten times as much; the calendar conversion is the days-to-civil algorithm of
-/// Howard Hinnant's "chrono-compatible low-level date algorithms". Checked against `time` in
-/// the tests.
-pub fn format_timestamp(t: SystemTime) -> String {
-    let micros = unix_micros(t);
-    let (secs, micro) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut out = [0u8; 27];
-    let mut put = |at: usize, value: i64, width: usize| {
-        let mut v = value;
-        for k in (0..width).rev() {
-            out[at + k] = b'0' + (v % 10) as u8;
-            v /= 10;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The RFC 3339 text, without allocating.
+    ///
+    /// Hand-written because it runs twice per click and `time`'s general-purpose formatter
+    /// costs about ten times as much; the calendar conversion is the days-to-civil algorithm of
+    /// Howard Hinnant's "chrono-compatible low-level date algorithms". Checked against `time`
+    /// in the tests.
+    pub fn to_bytes(self) -> [u8; 27] {
+        let (secs, micro) = (self.0.div_euclid(1_000_000), self.0.rem_euclid(1_000_000));
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let mut out = [0u8; 27];
+        let mut put = |at: usize, value: i64, width: usize| {
+            let mut v = value;
+            for k in (0..width).rev() {
+                out[at + k] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, year.clamp(0, 9999), 4);
+        put(5, month, 2);
+        put(8, day, 2);
+        put(11, sod / 3600, 2);
+        put(14, sod / 60 % 60, 2);
+        put(17, sod % 60, 2);
+        put(20, micro, 6);
+        for (at, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ] {
+            out[at] = c;
         }
-    };
-    put(0, year.clamp(0, 9999), 4);
-    put(5, month, 2);
-    put(8, day, 2);
-    put(11, sod / 3600, 2);
-    put(14, sod / 60 % 60, 2);
-    put(17, sod % 60, 2);
-    put(20, micro, 6);
-    for (at, c) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-        (26, b'Z'),
-    ] {
-        out[at] = c;
+        out
     }
-    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Digits and punctuation only: always UTF-8.
+        s.serialize_str(std::str::from_utf8(&self.to_bytes()).unwrap_or_default())
+    }
+}
+
+/// Formats a time as the event's timestamps (see [`Timestamp`]).
+pub fn format_timestamp(t: SystemTime) -> String {
+    String::from_utf8_lossy(&Timestamp(unix_micros(t)).to_bytes()).into_owned()
 }
 
 /// Microseconds since the Unix epoch (0 for times before it).

@@ -149,7 +149,7 @@ impl Pipeline {
             self.log_error(&format!("cannot encode a click event: {e}"));
             return;
         }
-        let bot = event.client.agent.kind == "bot";
+        let bot = event.bot;
         let meta = RecordMeta {
             time_micros: click::unix_micros(hit.time),
             bot,

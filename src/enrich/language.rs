@@ -2,8 +2,10 @@
 //! preferred `Accept-Language` range (RFC 9110 §12.5.4, ranges per RFC 4647).
 //!
 //! The enricher calls [`primary_language`] once per click, off the request's
-//! response path. It allocates only the short result, reads at most
+//! response path. It allocates only when the subtag must be lower-cased, reads at most
 //! [`MAX_HEADER_LEN`] bytes and never panics, whatever the client sent.
+
+use std::borrow::Cow;
 
 use super::trim_ows as trim;
 
@@ -24,7 +26,7 @@ const UNREADABLE_WEIGHT: u16 = 0;
 /// ignored, as are ranges whose primary subtag is not 1 to 8 ASCII letters.
 /// A range with an unreadable weight (`q=abc`, `q=2`) still counts, ranked
 /// below every range with a readable one.
-pub fn primary_language(accept_language: &str) -> String {
+pub fn primary_language(accept_language: &str) -> Cow<'_, str> {
     let mut bytes = accept_language.as_bytes();
     if bytes.len() > MAX_HEADER_LEN {
         // Keep whole ranges only: a cut one could pass for another language.
@@ -57,8 +59,16 @@ pub fn primary_language(accept_language: &str) -> String {
             best = Some((primary, weight));
         }
     }
-    best.map(|(primary, _)| primary.iter().map(|b| char::from(b.to_ascii_lowercase())).collect())
-        .unwrap_or_default()
+    let Some((primary, _)) = best else {
+        return Cow::Borrowed("");
+    };
+    // `primary_subtag` admits ASCII letters only.
+    let primary = std::str::from_utf8(primary).unwrap_or_default();
+    if primary.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(primary.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(primary)
+    }
 }
 
 /// The primary subtag of a language range, when it is 1 to 8 ASCII letters.

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use serde_json::value::RawValue;
 
 use crate::click::{self, ClickEvent, Hit};
 use crate::config::ServerConfig;
@@ -96,7 +97,7 @@ fn read(path: &std::path::Path, errors: &mut Vec<String>) -> Option<String> {
 /// A two-generation cache: lookups hit the young map, then the old one (promoting the entry);
 /// when the young map is full it becomes the old one. An LRU approximation with no per-hit
 /// bookkeeping and a hard size bound of two generations.
-pub struct TwoGenCache<V> {
+pub struct TwoGenCache<V: ?Sized> {
     young: HashMap<Box<[u8]>, Arc<V>, foldhash::fast::RandomState>,
     old: HashMap<Box<[u8]>, Arc<V>, foldhash::fast::RandomState>,
     cap: usize,
@@ -105,7 +106,7 @@ pub struct TwoGenCache<V> {
 /// User agent (and client hints) → classification.
 pub type UaCache = TwoGenCache<AgentInfo>;
 
-impl<V> TwoGenCache<V> {
+impl<V: ?Sized> TwoGenCache<V> {
     /// A cache of at most `2 * cap` entries.
     pub fn new(cap: usize) -> TwoGenCache<V> {
         TwoGenCache {
@@ -116,13 +117,13 @@ impl<V> TwoGenCache<V> {
     }
 
     /// The cached value for `key`, or the one `compute` makes (then cached).
-    pub fn get_or_insert(&mut self, key: &[u8], compute: impl FnOnce() -> V) -> Arc<V> {
+    pub fn get_or_insert(&mut self, key: &[u8], compute: impl FnOnce() -> Arc<V>) -> Arc<V> {
         if let Some(v) = self.young.get(key) {
             return v.clone();
         }
         let value = match self.old.remove(key) {
             Some(v) => v,
-            None => Arc::new(compute()),
+            None => compute(),
         };
         if self.young.len() >= self.cap {
             self.old = std::mem::take(&mut self.young);
@@ -147,8 +148,10 @@ pub struct Enricher {
     trusted: TrustedProxies,
     sessions: Arc<SessionTracker>,
     ua_cache: UaCache,
-    destinations: TwoGenCache<click::Destination>,
-    referrals: TwoGenCache<click::Referral>,
+    /// `Location` → `route.destination` as JSON.
+    destinations: TwoGenCache<RawValue>,
+    /// `Referer` and link domain → `referral` as JSON.
+    referrals: TwoGenCache<RawValue>,
     key_buf: Vec<u8>,
     metrics: Arc<Metrics>,
 }
@@ -182,7 +185,7 @@ impl Enricher {
     }
 
     /// Builds the event for one hit.
-    pub fn enrich(&mut self, hit: &Hit) -> ClickEvent {
+    pub fn enrich<'a>(&mut self, hit: &'a Hit) -> ClickEvent<'a> {
         let lists = self.lists.load_full();
         if !self.lists_seen.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, &lists)) {
             self.ua_cache.clear();
@@ -204,7 +207,7 @@ impl Enricher {
         }
         let bots = &lists.bots;
         let agent = self.ua_cache.get_or_insert(&self.key_buf, || {
-            agent::classify(&String::from_utf8_lossy(ua), hints, bots)
+            Arc::new(agent::classify(&String::from_utf8_lossy(ua), hints, bots))
         });
         let bot = agent.bot || hit.head;
 
@@ -214,14 +217,11 @@ impl Enricher {
             h.x_forwarded_for.as_ref().map(|v| v.as_bytes()),
             &self.trusted,
         );
-        let country = match self.geo.country(ip) {
-            Some(c) => c.as_str().to_string(),
-            None => {
-                self.metrics.geoip_misses.inc();
-                String::new()
-            }
-        };
-        let link = &hit.link;
+        let country = self.geo.country(ip);
+        if country.is_none() {
+            self.metrics.geoip_misses.inc();
+        }
+        let link = &*hit.link;
         let now = click::unix_micros(hit.time);
         let visitor = self.sessions.visitor_key(ip, ua, &link.workspace.id, now);
         let session = self.sessions.touch(visitor, now);
@@ -232,7 +232,7 @@ impl Enricher {
         self.key_buf.extend_from_slice(link.domain.as_bytes());
         let referral = self.referrals.get_or_insert(&self.key_buf, || {
             let r = lists.referrers.classify(referer, &link.domain);
-            click::Referral {
+            click::json_fragment(&click::Referral {
                 hostname: r.hostname,
                 protocol: r.protocol,
                 path: r.path,
@@ -240,7 +240,10 @@ impl Enricher {
                     kind: r.origin_type,
                     name: r.origin_name,
                 },
-            }
+            })
+        });
+        let destination = self.destinations.get_or_insert(hit.location.as_bytes(), || {
+            click::json_fragment(&click::Destination::from_location(hit.location.to_str().unwrap_or("")))
         });
         let language = h
             .accept_language
@@ -248,56 +251,17 @@ impl Enricher {
             .and_then(|v| v.to_str().ok())
             .map(language::primary_language)
             .unwrap_or_default();
-        let timestamp = click::format_timestamp(hit.time);
-        let started = if session.first {
-            timestamp.clone()
-        } else {
-            click::format_timestamp(
-                std::time::UNIX_EPOCH + std::time::Duration::from_micros(session.started_micros.max(0) as u64),
-            )
-        };
         ClickEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            timestamp,
-            client: click::Client {
-                language,
-                location: click::Location { country },
-                agent: click::Agent {
-                    browser: click::NameVersion {
-                        name: agent.browser_name.clone(),
-                        version: agent.browser_version.clone(),
-                    },
-                    os: click::NameVersion {
-                        name: agent.os_name.clone(),
-                        version: agent.os_version.clone(),
-                    },
-                    device: click::Device { name: agent.device },
-                    kind: if bot { "bot" } else { "human" },
-                },
-                session: click::Session {
-                    started,
-                    first: session.first,
-                },
-            },
+            id: uuid::Uuid::now_v7(),
+            time_micros: now,
+            language,
+            country,
+            agent,
+            bot,
+            session,
             referral,
-            route: click::Route {
-                id: link.id.to_string(),
-                slashtag: link.slashtag.to_string(),
-                creator: click::Creator {
-                    id: link.creator_id.to_string(),
-                    workspace: click::WorkspaceRef {
-                        id: link.workspace.id.to_string(),
-                        name: link.workspace.name.to_string(),
-                    },
-                },
-                domain: click::DomainRef {
-                    id: link.domain_id.to_string(),
-                    raw: link.domain.to_string(),
-                },
-                destination: self.destinations.get_or_insert(hit.location.as_bytes(), || {
-                    click::Destination::from_location(hit.location.to_str().unwrap_or(""))
-                }),
-            },
+            link,
+            destination,
         }
     }
 }
@@ -313,14 +277,14 @@ mod tests {
         let mut get = |c: &mut UaCache, k: &[u8]| {
             c.get_or_insert(k, || {
                 computed += 1;
-                AgentInfo {
+                Arc::new(AgentInfo {
                     browser_name: String::from_utf8_lossy(k).into_owned(),
                     browser_version: String::new(),
                     os_name: String::new(),
                     os_version: String::new(),
                     device: "",
                     bot: false,
-                }
+                })
             });
         };
         get(&mut c, b"a");
