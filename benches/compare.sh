@@ -3,6 +3,7 @@
 #
 #   benches/compare.sh             # defaults: 3 rounds of 10 s, 64 connections, 100k links (~5 min)
 #   benches/compare.sh --duration 3 --rounds 1 --links 10000 --no-oha    # a quick look
+#   benches/compare.sh --no-https  # only the four plain-HTTP systems
 #   benches/compare.sh --help
 #
 # Both servers get the same link table (one domain, brand.link) and the same load: wrk with
@@ -14,6 +15,14 @@
 #   nginx-log            the same, with a `combined` access log written to a file
 #   clickstream-file     clickstream, click events to its NDJSON file sink
 #   clickstream-webhook  clickstream, click events to a local webhook receiver
+#   nginx-https          nginx-log's setup, terminating TLS (`listen ... ssl`)
+#   clickstream-https    clickstream-webhook's setup, wrk driving its TLS listener (`tls_listen`)
+#
+# The two HTTPS systems share one self-signed certificate for brand.link (ECDSA P-256, made with
+# openssl for each benchmark run); wrk speaks HTTP/1.1 over its keep-alive TLS connections, with
+# the URL's address 127.0.0.1 as SNI, so clickstream serves its `[tls] default_domain`
+# certificate and nginx its only one. Skip them with --no-https; without openssl (or with an
+# nginx built without its ssl module) they are skipped with a warning, also in the report.
 #
 # For clickstream, every run starts a fresh process (fresh counters and spool) and, after the
 # load, waits for delivery to catch up, then checks that the events delivered equal the
@@ -23,7 +32,8 @@
 #
 # Installs what is missing: nginx and wrk from Debian packages, oha with `cargo install oha
 # --locked` (only when the latency step runs). Builds clickstream with `cargo build --release`.
-# Everything listens on 127.0.0.1; every process started here is stopped on exit or Ctrl-C.
+# Everything listens on 127.0.0.1, on six ports from --port-base; every process started here is
+# stopped on exit or Ctrl-C.
 # Results: benches/compare/results/latest.md (Markdown, ready for the README) and latest.svg.
 
 set -euo pipefail
@@ -43,6 +53,7 @@ THREADS=2
 LINKS=100000
 OHA_DURATION=10
 RUN_OHA=1
+RUN_HTTPS=1
 BUILD=1
 PORT_BASE=18080
 NGINX_WORKERS=auto
@@ -50,6 +61,7 @@ CATCHUP_TIMEOUT=30
 KEEP_WORK_DIR=0
 
 SYSTEMS=(nginx-nolog nginx-log clickstream-file clickstream-webhook)
+HTTPS_SYSTEMS=(nginx-https clickstream-https)
 
 # State: the work directory, the processes started (stopped on exit), the current servers.
 WORK_DIR=""
@@ -61,6 +73,8 @@ NGINX_PID=""
 CLICKSTREAM_PID=""
 RECEIVER_PID=""
 SLASHTAGS=""
+CERT_DIR=""
+HTTPS_SKIPPED=""
 CLOCK_TICKS=100
 
 usage() {
@@ -76,8 +90,9 @@ Compares clickstream against nginx serving the same redirects, with wrk, on 127.
   --links N             links in the table (default $LINKS)
   --oha-duration SEC    duration of each latency-at-half-peak run (default $OHA_DURATION)
   --no-oha              skip the latency-at-half-peak step (and installing oha)
+  --no-https            skip the two HTTPS systems (nginx-https, clickstream-https)
   --no-build            do not run 'cargo build --release' first
-  --port-base PORT      first of the 4 ports used on 127.0.0.1 (default $PORT_BASE)
+  --port-base PORT      first of the 6 ports used on 127.0.0.1 (default $PORT_BASE)
   --nginx-workers N     nginx worker_processes (default $NGINX_WORKERS)
   --catchup-timeout SEC how long to wait for clickstream's deliveries after a run (default $CATCHUP_TIMEOUT)
   --keep                keep the work directory (configs, logs, raw results)
@@ -101,6 +116,7 @@ parse_args() {
             --links) LINKS=${2:?}; shift ;;
             --oha-duration) OHA_DURATION=${2:?}; shift ;;
             --no-oha) RUN_OHA=0 ;;
+            --no-https) RUN_HTTPS=0 ;;
             --no-build) BUILD=0 ;;
             --port-base) PORT_BASE=${2:?}; shift ;;
             --nginx-workers) NGINX_WORKERS=${2:?}; shift ;;
@@ -118,13 +134,15 @@ parse_args() {
         [[ $value =~ ^[1-9][0-9]*$ ]] || die "--${flag//_/-} must be a positive integer, not '$value'"
     done
     ((CONNECTIONS >= THREADS)) || die "--connections must be at least --threads"
-    ((PORT_BASE + 4 <= 65535)) || die "--port-base is too high"
+    ((PORT_BASE + 5 <= 65535)) || die "--port-base is too high"
     [[ $NGINX_WORKERS == auto || $NGINX_WORKERS =~ ^[1-9][0-9]*$ ]] || die "--nginx-workers: a number or 'auto'"
 
     NGINX_PORT=$PORT_BASE
     CLICKSTREAM_PORT=$((PORT_BASE + 1))
     ADMIN_PORT=$((PORT_BASE + 2))
     RECEIVER_PORT=$((PORT_BASE + 3))
+    NGINX_TLS_PORT=$((PORT_BASE + 4))
+    CLICKSTREAM_TLS_PORT=$((PORT_BASE + 5))
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -208,12 +226,12 @@ port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# wait_for_http URL PID TIMEOUT_SECONDS: until URL answers anything at all.
+# wait_for_http URL PID TIMEOUT_SECONDS: until URL answers anything at all (https: any certificate).
 wait_for_http() {
     local url=$1 pid=$2 timeout=$3 tick=0
     while ((tick < timeout * 10)); do
         kill -0 "$pid" 2>/dev/null || return 1
-        if curl -s -o /dev/null --max-time 1 "$url"; then
+        if curl -s -k -o /dev/null --max-time 1 "$url"; then
             return 0
         fi
         sleep 0.1
@@ -274,6 +292,7 @@ ensure_tools() {
     NGINX=$(nginx_binary)
     [[ -n $NGINX ]] || die "nginx could not be installed"
     command -v wrk >/dev/null || die "wrk could not be installed"
+    check_https_tools
 
     if ((RUN_OHA)) && ! command -v oha >/dev/null; then
         command -v cargo >/dev/null || die "oha is missing and cargo is not there to install it (or pass --no-oha)"
@@ -281,6 +300,23 @@ ensure_tools() {
         cargo install oha --locked || die "could not install oha (pass --no-oha to skip the latency step)"
         export PATH="$HOME/.cargo/bin:$PATH"
         command -v oha >/dev/null || die "oha was installed but is not on PATH (add ~/.cargo/bin)"
+    fi
+}
+
+# check_https_tools: the HTTPS systems need openssl (certificate, handshake check) and nginx's
+# ssl module; without them they are skipped with a warning, and the report says why.
+check_https_tools() {
+    ((RUN_HTTPS)) || return 0
+    if ! command -v openssl >/dev/null; then
+        HTTPS_SKIPPED="openssl is not installed (apt-get install openssl)"
+    elif ! "$NGINX" -V 2>&1 | grep -q -- --with-http_ssl_module; then
+        HTTPS_SKIPPED="$NGINX has no ssl module"
+    fi
+    if [[ -n $HTTPS_SKIPPED ]]; then
+        warn "skipping nginx-https and clickstream-https: $HTTPS_SKIPPED"
+        RUN_HTTPS=0
+    else
+        SYSTEMS+=("${HTTPS_SYSTEMS[@]}")
     fi
 }
 
@@ -299,8 +335,9 @@ snapshot_binary() {
 }
 
 check_ports_free() {
-    local port
-    for port in "$NGINX_PORT" "$CLICKSTREAM_PORT" "$ADMIN_PORT" "$RECEIVER_PORT"; do
+    local port ports=("$NGINX_PORT" "$CLICKSTREAM_PORT" "$ADMIN_PORT" "$RECEIVER_PORT")
+    ((RUN_HTTPS == 0)) || ports+=("$NGINX_TLS_PORT" "$CLICKSTREAM_TLS_PORT")
+    for port in "${ports[@]}"; do
         ! port_in_use "$port" || die "port $port on 127.0.0.1 is in use: choose others with --port-base"
     done
 }
@@ -314,10 +351,33 @@ generate_links() {
     SLASHTAGS="$WORK_DIR/links/slashtags.txt"
 }
 
-# write_nginx_config DIR ACCESS_LOG_DIRECTIVE
+# generate_certificate: one self-signed certificate for brand.link, for both HTTPS systems, as
+# clickstream's [tls] dir wants it (<domain>.crt and <domain>.key).
+generate_certificate() {
+    CERT_DIR="$WORK_DIR/certs"
+    mkdir -p "$CERT_DIR"
+    log "generating a self-signed ECDSA P-256 certificate for brand.link"
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj /CN=brand.link -addext subjectAltName=DNS:brand.link \
+        -keyout "$CERT_DIR/brand.link.key" -out "$CERT_DIR/brand.link.crt" >"$CERT_DIR/openssl.out" 2>&1; then
+        cat "$CERT_DIR/openssl.out" >&2
+        die "openssl could not make the certificate"
+    fi
+}
+
+# write_nginx_config DIR ACCESS_LOG_DIRECTIVE [TLS]: TLS 1 listens with ssl on NGINX_TLS_PORT.
 write_nginx_config() {
-    local dir=$1 access_log=$2 hash_size=1024
+    local dir=$1 access_log=$2 tls=${3:-0} hash_size=1024 listen
     while ((hash_size < LINKS * 2)); do hash_size=$((hash_size * 2)); done
+    listen="listen 127.0.0.1:$NGINX_PORT;"
+    if ((tls)); then
+        listen="listen 127.0.0.1:$NGINX_TLS_PORT ssl;
+        ssl_certificate $CERT_DIR/brand.link.crt;
+        ssl_certificate_key $CERT_DIR/brand.link.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;"
+    fi
     mkdir -p "$dir/logs"
     cat >"$dir/nginx.conf" <<EOF
 worker_processes $NGINX_WORKERS;
@@ -342,7 +402,7 @@ http {
     }
 
     server {
-        listen 127.0.0.1:$NGINX_PORT;
+        $listen
         server_name brand.link;
 
         location / {
@@ -357,13 +417,19 @@ http {
 EOF
 }
 
-# write_clickstream_config DIR SINK_TOML
+# write_clickstream_config DIR SINK_TOML [TLS]: TLS 1 adds the TLS listener, with the shared
+# certificate as the default for clients with no or an unknown SNI.
 write_clickstream_config() {
-    local dir=$1 sink=$2
+    local dir=$1 sink=$2 tls=${3:-0} tls_listen="" tls_table=""
+    if ((tls)); then
+        tls_listen="tls_listen = \"127.0.0.1:$CLICKSTREAM_TLS_PORT\""
+        printf -v tls_table '[tls]\ndir = "%s"\ndefault_domain = "brand.link"\n' "$CERT_DIR"
+    fi
     mkdir -p "$dir"
     cat >"$dir/clickstream.toml" <<EOF
 [server]
 listen = "127.0.0.1:$CLICKSTREAM_PORT"
+$tls_listen
 admin_listen = "127.0.0.1:$ADMIN_PORT"
 links = "$WORK_DIR/links/links.csv"
 default_domain = "brand.link"
@@ -372,6 +438,7 @@ spool_dir = "$dir/spool"
 trusted_proxies = ["127.0.0.1"]
 reload_poll_interval = "0s"
 
+$tls_table
 $sink
 EOF
 }
@@ -406,17 +473,20 @@ print(f"{rps:,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 10
 EOF
 }
 
-# start_nginx DIR ACCESS_LOG_DIRECTIVE: nginx in its own prefix DIR; its pid in NGINX_PID.
+# start_nginx DIR ACCESS_LOG_DIRECTIVE [TLS]: nginx in its own prefix DIR (TLS 1: HTTPS on
+# NGINX_TLS_PORT); its pid in NGINX_PID.
 start_nginx() {
-    local dir=$1
-    write_nginx_config "$dir" "$2"
+    local dir=$1 tls=${3:-0} url="http://127.0.0.1:$NGINX_PORT"
+    ((tls == 0)) || url="https://127.0.0.1:$NGINX_TLS_PORT"
+    write_nginx_config "$dir" "$2" "$tls"
     start_process "$dir/nginx.out" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" -g "daemon off;"
     NGINX_PID=$STARTED_PID
-    if ! wait_for_http "http://127.0.0.1:$NGINX_PORT/" "$NGINX_PID" 60; then
+    if ! wait_for_http "$url/" "$NGINX_PID" 60; then
         cat "$dir/nginx.out" "$dir/logs/error.log" >&2 2>/dev/null || true
         die "nginx did not start"
     fi
-    check_nginx_answers
+    check_nginx_answers "$url"
+    ((tls == 0)) || check_tls nginx "$NGINX_TLS_PORT" "$dir"
 }
 
 # stop_nginx DIR: stops it and keeps only the access log's line count.
@@ -430,20 +500,39 @@ stop_nginx() {
 }
 
 run_nginx() {
-    local system=$1 dir=$2 access_log="access_log off;" ticks
+    local system=$1 dir=$2 access_log="access_log off;" tls=0 url="http://127.0.0.1:$NGINX_PORT" ticks
     [[ $system == nginx-nolog ]] || access_log="access_log $dir/logs/access.log combined;"
-    start_nginx "$dir" "$access_log"
+    if [[ $system == nginx-https ]]; then
+        tls=1
+        url="https://127.0.0.1:$NGINX_TLS_PORT"
+    fi
+    start_nginx "$dir" "$access_log" "$tls"
     ticks=$(cpu_ticks "$NGINX_PID")
-    run_wrk "$dir/wrk.txt" "http://127.0.0.1:$NGINX_PORT"
+    run_wrk "$dir/wrk.txt" "$url"
     record_cpu "$dir/cpu.env" server_cpu_seconds "$ticks" "$NGINX_PID"
     stop_nginx "$dir"
 }
 
+# check_nginx_answers BASE_URL: the first slashtag must get its 301 (https: any certificate).
 check_nginx_answers() {
     local first location
     first=$(head -n 1 "$SLASHTAGS")
-    location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: brand.link' "http://127.0.0.1:$NGINX_PORT/$first")
-    [[ $location == "301 https://"* ]] || die "nginx answered '$location' for /$first"
+    location=$(curl -s -k -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: brand.link' "$1/$first")
+    [[ $location == "301 https://"* ]] || die "nginx answered '$location' for $1/$first"
+}
+
+# check_tls SERVER PORT DIR: a bare TLS handshake with the SNI wrk sends for an IP URL (the address
+# itself, which names no domain) must present the brand.link certificate; the protocol and cipher
+# suite negotiated go to DIR/tls.env. No HTTP request is sent, so no click is counted.
+check_tls() {
+    local server=$1 port=$2 dir=$3 out
+    if ! out=$(timeout 10 openssl s_client -brief -connect "127.0.0.1:$port" -servername 127.0.0.1 </dev/null 2>&1) ||
+        ! grep -q '^Peer certificate: .*CN *= *brand\.link' <<<"$out"; then
+        printf '%s\n' "$out" >&2
+        die "$server on port $port: no TLS handshake with the brand.link certificate"
+    fi
+    printf 'tls_protocol=%s\ntls_cipher=%s\n' "$(sed -n 's/^Protocol version: //p' <<<"$out")" \
+        "$(sed -n 's/^Ciphersuite: //p' <<<"$out")" >"$dir/tls.env"
 }
 
 metric_sum() {
@@ -451,9 +540,14 @@ metric_sum() {
     awk -v p="$2" 'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }' "$1"
 }
 
+# uses_webhook SYSTEM: whether SYSTEM's clickstream delivers to the local webhook receiver.
+uses_webhook() {
+    [[ $1 == clickstream-webhook || $1 == clickstream-https ]]
+}
+
 # count_events SYSTEM DIR: events delivered so far (receiver's unique ids, or NDJSON lines).
 count_events() {
-    if [[ $1 == clickstream-webhook ]]; then
+    if uses_webhook "$1"; then
         curl -s --max-time 2 "http://127.0.0.1:$RECEIVER_PORT/count" |
             python3 -c 'import json, sys; print(json.load(sys.stdin)["unique"])' 2>/dev/null || echo 0
     else
@@ -481,34 +575,40 @@ wait_for_delivery() {
 }
 
 # start_clickstream SYSTEM DIR: a fresh clickstream (and, for the webhook, a fresh receiver);
-# their pids in CLICKSTREAM_PID and RECEIVER_PID ("" without a receiver).
+# their pids in CLICKSTREAM_PID and RECEIVER_PID ("" without a receiver). clickstream-https
+# also listens with TLS on CLICKSTREAM_TLS_PORT.
 start_clickstream() {
-    local system=$1 dir=$2
+    local system=$1 dir=$2 tls=0 tls_port=""
+    if [[ $system == clickstream-https ]]; then
+        tls=1
+        tls_port=$CLICKSTREAM_TLS_PORT
+    fi
     RECEIVER_PID=""
-    if [[ $system == clickstream-webhook ]]; then
+    if uses_webhook "$system"; then
         start_process "$dir/receiver.out" python3 "$HELPERS/receiver.py" --port "$RECEIVER_PORT"
         RECEIVER_PID=$STARTED_PID
         wait_for_http "http://127.0.0.1:$RECEIVER_PORT/count" "$RECEIVER_PID" 20 || die "the webhook receiver did not start"
-        write_clickstream_config "$dir" "$(webhook_sink)"
+        write_clickstream_config "$dir" "$(webhook_sink)" "$tls"
     else
-        write_clickstream_config "$dir" "$(file_sink "$dir")"
+        write_clickstream_config "$dir" "$(file_sink "$dir")" "$tls"
     fi
     start_process "$dir/clickstream.log" "$BINARY" serve --config "$dir/clickstream.toml"
     CLICKSTREAM_PID=$STARTED_PID
-    if ! wait_for_ready "$CLICKSTREAM_PID" 120; then
+    if ! wait_for_ready "$CLICKSTREAM_PID" 120 "$tls_port"; then
         cat "$dir/clickstream.log" >&2
         die "clickstream did not start"
     fi
+    ((tls == 0)) || check_tls clickstream "$tls_port" "$dir"
 }
 
-# wait_for_ready PID TIMEOUT_SECONDS: until clickstream's /readyz answers 200 and its redirect
-# port accepts connections (a bare connect: a request would be counted in its metrics).
+# wait_for_ready PID TIMEOUT_SECONDS [TLS_PORT]: until clickstream's /readyz answers 200 and its
+# redirect ports accept connections (a bare connect: a request would be counted in its metrics).
 wait_for_ready() {
-    local pid=$1 timeout=$2 tick=0
+    local pid=$1 timeout=$2 tls_port=${3:-} tick=0
     while ((tick < timeout * 10)); do
         kill -0 "$pid" 2>/dev/null || return 1
         if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$ADMIN_PORT/readyz") == 200 ]] &&
-            port_in_use "$CLICKSTREAM_PORT"; then
+            port_in_use "$CLICKSTREAM_PORT" && { [[ -z $tls_port ]] || port_in_use "$tls_port"; }; then
             return 0
         fi
         sleep 0.1
@@ -536,10 +636,11 @@ finish_clickstream() {
 }
 
 run_clickstream() {
-    local system=$1 dir=$2 ticks
+    local system=$1 dir=$2 url="http://127.0.0.1:$CLICKSTREAM_PORT" ticks
+    [[ $system != clickstream-https ]] || url="https://127.0.0.1:$CLICKSTREAM_TLS_PORT"
     start_clickstream "$system" "$dir"
     ticks=$(cpu_ticks "$CLICKSTREAM_PID")
-    run_wrk "$dir/wrk.txt" "http://127.0.0.1:$CLICKSTREAM_PORT"
+    run_wrk "$dir/wrk.txt" "$url"
     finish_clickstream "$system" "$dir" "$ticks"
 }
 
@@ -652,6 +753,8 @@ describe_machine() {
         printf 'nginx=%s\n' "$("$NGINX" -v 2>&1 | sed 's|.*/||')"
         printf 'wrk=%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}' | sed 's|^debian/||')"
         if ((RUN_OHA)); then printf 'oha=%s\n' "$(oha --version | awk '{print $2}')"; fi
+        if ((RUN_HTTPS)); then printf 'openssl=%s\n' "$(openssl version | awk '{print $2}')"; fi
+        if [[ -n $HTTPS_SKIPPED ]]; then printf 'https_skipped=%s\n' "$HTTPS_SKIPPED"; fi
         printf 'clickstream=%s\n' "$(cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null || echo unknown)"
     } >"$WORK_DIR/machine.env"
 }
@@ -676,6 +779,9 @@ main() {
     WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/clickstream-compare.XXXXXX")
     snapshot_binary
     generate_links
+    if ((RUN_HTTPS)); then
+        generate_certificate
+    fi
     describe_machine
     local round
     for ((round = 1; round <= ROUNDS; round++)); do

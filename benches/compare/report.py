@@ -9,7 +9,8 @@
 including the ``WRK_JSON`` line printed by clicks.lua) and, for clickstream, ``counts.env``
 (redirects, events, events_after_stop, catchup_seconds) and ``metrics.txt`` (the admin
 ``/metrics`` page after the run); ``oha-<label>/`` with ``oha.json``, ``oha.meta`` (system, rate,
-label) and, for clickstream, the same ``counts.env``. The tables go to stdout, the Markdown
+label) and, for clickstream, the same ``counts.env``. The HTTPS runs also hold ``tls.env``
+(tls_protocol, tls_cipher: what a handshake before the load negotiated). The tables go to stdout, the Markdown
 and the SVG to the given paths. Exit status 0, also when a check failed: the warnings are in the
 output and in the report.
 """
@@ -21,19 +22,34 @@ import re
 import statistics
 from html import escape
 
-SYSTEMS = ["nginx-nolog", "nginx-log", "clickstream-file", "clickstream-webhook"]
+SYSTEMS = ["nginx-nolog", "nginx-log", "clickstream-file", "clickstream-webhook", "nginx-https", "clickstream-https"]
+HTTPS_SYSTEMS = ["nginx-https", "clickstream-https"]
 DESCRIPTIONS = {
     "nginx-nolog": "nginx, `map` + `return 301`, access log off",
     "nginx-log": "nginx, `map` + `return 301`, `combined` access log to a file",
     "clickstream-file": "clickstream, every click enriched and spooled, NDJSON file sink",
     "clickstream-webhook": "clickstream, every click enriched and spooled, webhook sink (local receiver)",
+    "nginx-https": "nginx-log over HTTPS: nginx terminating TLS (`listen ... ssl`), `map` + `return 301`, "
+                   "`combined` access log to a file",
+    "clickstream-https": "clickstream-webhook over HTTPS: clickstream terminating TLS on its `tls_listen` port, "
+                         "every click enriched and spooled, webhook sink (local receiver)",
 }
 COLORS = {
     "nginx-nolog": "#a0aec0",
     "nginx-log": "#718096",
     "clickstream-file": "#63b3ed",
     "clickstream-webhook": "#2b6cb0",
+    "nginx-https": "#4a5568",
+    "clickstream-https": "#1a365d",
 }
+# Columns of the ratio table: (header, clickstream system, nginx system).
+RATIOS = [
+    ("webhook / nginx-log", "clickstream-webhook", "nginx-log"),
+    ("webhook / nginx-nolog", "clickstream-webhook", "nginx-nolog"),
+    ("file / nginx-log", "clickstream-file", "nginx-log"),
+    ("file / nginx-nolog", "clickstream-file", "nginx-nolog"),
+    ("https / nginx-https", "clickstream-https", "nginx-https"),
+]
 
 
 def read_env(path):
@@ -110,6 +126,9 @@ def load_runs(runs_dir):
             run["cpu_us_per_req"] = float(cpu["server_cpu_seconds"]) * 1e6 / max(run["wrk"]["requests"], 1)
         if "receiver_cpu_seconds" in cpu:
             run["receiver_cpu_seconds"] = float(cpu["receiver_cpu_seconds"])
+        tls = read_env(os.path.join(run_dir, "tls.env"))
+        if tls.get("tls_protocol"):
+            run["tls"] = f"{tls['tls_protocol']}, {tls.get('tls_cipher') or '?'}"
         log_lines = os.path.join(run_dir, "access_log_lines")
         if os.path.exists(log_lines):
             run["access_log_lines"] = int(open(log_lines).read().strip() or 0)
@@ -221,28 +240,20 @@ def build_tables(runs, latency, summary):
     tables.append(("Every run (wrk)",
                    ["round", "system", "req/s", "p50 ms", "p99 ms", "max ms", "server CPU µs/req", "errors"], rows))
 
+    # Only the columns whose two systems ran; "-" for a round that misses one of them.
+    columns = [c for c in RATIOS if c[1] in summary and c[2] in summary]
     rows = []
     for rnd in sorted({r["round"] for r in runs}):
         rps = {r["system"]: r["wrk"]["rps"] for r in runs if r["round"] == rnd}
-        if all(s in rps for s in SYSTEMS):
-            rows.append([rnd,
-                         fmt_ratio(rps["clickstream-webhook"], rps["nginx-log"]),
-                         fmt_ratio(rps["clickstream-webhook"], rps["nginx-nolog"]),
-                         fmt_ratio(rps["clickstream-file"], rps["nginx-log"]),
-                         fmt_ratio(rps["clickstream-file"], rps["nginx-nolog"])])
-    if summary.keys() >= set(SYSTEMS):
-        med = {s: summary[s]["median"] for s in SYSTEMS}
-        rows.append(["median",
-                     fmt_ratio(med["clickstream-webhook"], med["nginx-log"]),
-                     fmt_ratio(med["clickstream-webhook"], med["nginx-nolog"]),
-                     fmt_ratio(med["clickstream-file"], med["nginx-log"]),
-                     fmt_ratio(med["clickstream-file"], med["nginx-nolog"])])
+        if columns and any(a in rps and b in rps for _, a, b in columns):
+            rows.append([rnd] + [fmt_ratio(rps[a], rps[b]) if a in rps and b in rps else "-" for _, a, b in columns])
+    if rows:
+        rows.append(["median"] + [fmt_ratio(summary[a]["median"], summary[b]["median"]) for _, a, b in columns])
     tables.append(("Throughput ratio clickstream / nginx (requests/s)",
-                   ["round", "webhook / nginx-log", "webhook / nginx-nolog", "file / nginx-log", "file / nginx-nolog"],
-                   rows))
+                   ["round"] + [header for header, _, _ in columns], rows))
 
     rows = []
-    for r in sorted(runs, key=lambda r: (r["round"], r["system"])):
+    for r in sorted(runs, key=lambda r: (r["round"], SYSTEMS.index(r["system"]) if r["system"] in SYSTEMS else 9)):
         d = r["delivery"]
         if d:
             rows.append([r["round"], r["system"], d["redirects"], d["events"], d.get("events_after_stop", "-"),
@@ -276,8 +287,10 @@ def load_description(lat, latency):
     return f"half of {others[0]}'s peak" if others else "half of the other's peak"
 
 
-def warnings(runs, latency):
+def warnings(runs, latency, machine):
     out = []
+    if machine.get("https_skipped"):
+        out.append(f"nginx-https and clickstream-https skipped: {machine['https_skipped']}")
     for r in runs:
         if r["wrk"]["errors"]:
             out.append(f"round {r['round']} {r['system']}: wrk counted {r['wrk']['errors']} errors")
@@ -353,10 +366,24 @@ def machine_line(machine):
     return (f"{machine.get('cpus', '?')} CPUs ({machine.get('cpu_model', '?')}), {machine.get('kernel', '?')}; "
             f"nginx {machine.get('nginx', '?')}, wrk {machine.get('wrk', '?')}"
             + (f", oha {machine['oha']}" if machine.get("oha") else "")
+            + (f", OpenSSL {machine['openssl']}" if machine.get("openssl") else "")
             + f"; clickstream {machine.get('clickstream', '?')}")
 
 
-def markdown(tables, warns, machine, settings, command):
+def tls_description(runs, system):
+    """What the handshakes before the loads of SYSTEM negotiated, e.g. 'TLSv1.3, TLS_AES_256_GCM_SHA384'."""
+    seen = sorted({r["tls"] for r in runs if r["system"] == system and "tls" in r})
+    return " / ".join(seen)
+
+
+def markdown(tables, warns, machine, settings, command, runs, summary):
+    systems = [s for s in SYSTEMS if s in summary]
+    https = ""
+    if any(s in summary for s in HTTPS_SYSTEMS):
+        https = (" HTTPS systems: TLS with one self-signed ECDSA P-256 certificate for `brand.link`, on the same "
+                 "keep-alive connections, HTTP/1.1 (what wrk speaks; no ALPN), SNI the URL's address 127.0.0.1, so "
+                 "clickstream answers with its `[tls] default_domain` certificate; nginx: `ssl_protocols TLSv1.2 "
+                 "TLSv1.3`, `ssl_session_cache shared:SSL:10m`, `ssl_session_tickets on`.")
     lines = [
         "# clickstream vs nginx: redirects per second",
         "",
@@ -373,11 +400,12 @@ def markdown(tables, warns, machine, settings, command):
         f"order below); {int(settings.get('links', 0)):,} links on `brand.link`, every slashtag requested, "
         "with browser, in-app and bot user agents, referrers, Accept-Language and X-Forwarded-For addresses "
         "(`benches/compare/clicks.lua`). nginx: "
-        f"`worker_processes {settings.get('nginx_workers')}`, `keepalive_requests 1000000`.",
+        f"`worker_processes {settings.get('nginx_workers')}`, `keepalive_requests 1000000`." + https,
         "",
     ]
-    for system in SYSTEMS:
-        lines.append(f"- **{system}**: {DESCRIPTIONS[system]}")
+    for system in systems:
+        tls = tls_description(runs, system)
+        lines.append(f"- **{system}**: {DESCRIPTIONS[system]}" + (f" (handshake before the load: {tls})" if tls else ""))
     lines.append("")
     for title, headers, rows in tables:
         if rows:
@@ -412,7 +440,7 @@ def main():
     latency = load_latency(args.runs)
     summary = summarize(runs)
     tables = build_tables(runs, latency, summary)
-    warns = warnings(runs, latency)
+    warns = warnings(runs, latency, machine)
 
     print()
     print(machine_line(machine))
@@ -428,7 +456,7 @@ def main():
         print("All checks passed: no wrk errors, every redirect delivered exactly once as an event.")
 
     with open(args.md, "w") as f:
-        f.write(markdown(tables, warns, machine, settings, args.command))
+        f.write(markdown(tables, warns, machine, settings, args.command, runs, summary))
     with open(args.svg, "w") as f:
         f.write(svg_chart(summary, machine, settings))
     print(f"\nReport: {args.md}\nChart:  {args.svg}")
