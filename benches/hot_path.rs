@@ -148,7 +148,7 @@ fn enrich(c: &mut Criterion) {
     c.bench_function("encode/json", |b| {
         b.iter(|| {
             buf.clear();
-            serde_json::to_writer(&mut buf, black_box(&event)).unwrap();
+            black_box(&event).write_json(&mut buf);
             black_box(buf.len())
         })
     });
@@ -157,7 +157,10 @@ fn enrich(c: &mut Criterion) {
 fn spool(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let (_spool, mut w) = Spool::open(dir.path(), 8 << 20, Vec::new()).unwrap();
-    let json = serde_json::to_vec(&enricher().enrich(&hit(&table(10), CHROME, "200.147.67.142"))).unwrap();
+    let mut json = Vec::new();
+    enricher()
+        .enrich(&hit(&table(10), CHROME, "200.147.67.142"))
+        .write_json(&mut json);
     let meta = RecordMeta {
         time_micros: 1_700_000_000_000_000,
         bot: false,

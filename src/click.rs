@@ -124,8 +124,8 @@ impl ClickQueue {
     }
 }
 
-/// One click event: what enrichment found for a hit. Serializes exactly as the Clickstream
-/// payload's `data` items (`tests/fixtures/seed-example.json`).
+/// One click event: what enrichment found for a hit; [`ClickEvent::write_json`] writes it as
+/// the Clickstream payload's `data` items.
 ///
 /// Nothing in it is allocated per click: the link's strings are borrowed, the user-agent
 /// classification is shared with the enricher's cache, and the referral and destination, which
@@ -154,8 +154,14 @@ pub struct ClickEvent<'a> {
     pub destination: Arc<RawValue>,
 }
 
-impl Serialize for ClickEvent<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl ClickEvent<'_> {
+    /// Appends the event to `out` as one JSON object (no newline), in exactly the Clickstream
+    /// shape and key order (`tests/fixtures/seed-example.json`, with our `id` first).
+    ///
+    /// Written by hand rather than through `serde::Serialize`: the structure is fixed, so the
+    /// keys and punctuation are constant byte strings and only the values are escaped, in one
+    /// pass. This is the server's hottest output; the tests check it against serde_json.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         let link = self.link;
         let agent = &*self.agent;
         let started = if self.session.first {
@@ -163,133 +169,85 @@ impl Serialize for ClickEvent<'_> {
         } else {
             self.session.started_micros
         };
-        wire::Event {
-            id: self.id,
-            timestamp: Timestamp(self.time_micros),
-            client: wire::Client {
-                language: &self.language,
-                location: wire::Location {
-                    country: self.country.as_ref().map_or("", CountryCode::as_str),
-                },
-                agent: wire::Agent {
-                    browser: wire::NameVersion {
-                        name: &agent.browser_name,
-                        version: &agent.browser_version,
-                    },
-                    os: wire::NameVersion {
-                        name: &agent.os_name,
-                        version: &agent.os_version,
-                    },
-                    device: wire::Device { name: agent.device },
-                    kind: if self.bot { "bot" } else { "human" },
-                },
-                session: wire::Session {
-                    started: Timestamp(started),
-                    first: self.session.first,
-                },
-            },
-            referral: &self.referral,
-            route: wire::Route {
-                id: &link.id,
-                slashtag: &link.slashtag,
-                creator: wire::Creator {
-                    id: &link.creator_id,
-                    workspace: wire::Workspace {
-                        id: &link.workspace.id,
-                        name: &link.workspace.name,
-                    },
-                },
-                domain: wire::Domain {
-                    id: &link.domain_id,
-                    raw: &link.domain,
-                },
-                destination: &self.destination,
-            },
-        }
-        .serialize(s)
+        let mut id = uuid::Uuid::encode_buffer();
+        out.extend_from_slice(b"{\"id\":\"");
+        out.extend_from_slice(self.id.hyphenated().encode_lower(&mut id).as_bytes());
+        out.extend_from_slice(b"\",\"timestamp\":\"");
+        out.extend_from_slice(&Timestamp(self.time_micros).to_bytes());
+        out.extend_from_slice(b"\",\"client\":{\"language\":");
+        json_str(out, &self.language);
+        out.extend_from_slice(b",\"location\":{\"country\":");
+        json_str(out, self.country.as_ref().map_or("", CountryCode::as_str));
+        out.extend_from_slice(b"},\"agent\":{\"browser\":{\"name\":");
+        json_str(out, &agent.browser_name);
+        out.extend_from_slice(b",\"version\":");
+        json_str(out, &agent.browser_version);
+        out.extend_from_slice(b"},\"os\":{\"name\":");
+        json_str(out, &agent.os_name);
+        out.extend_from_slice(b",\"version\":");
+        json_str(out, &agent.os_version);
+        out.extend_from_slice(b"},\"device\":{\"name\":");
+        json_str(out, agent.device);
+        out.extend_from_slice(b"},\"type\":");
+        json_str(out, if self.bot { "bot" } else { "human" });
+        out.extend_from_slice(b"},\"session\":{\"started\":\"");
+        out.extend_from_slice(&Timestamp(started).to_bytes());
+        out.extend_from_slice(b"\",\"first\":");
+        out.extend_from_slice(if self.session.first { b"true" } else { b"false" });
+        out.extend_from_slice(b"}},\"referral\":");
+        out.extend_from_slice(self.referral.get().as_bytes());
+        out.extend_from_slice(b",\"route\":{\"id\":");
+        json_str(out, &link.id);
+        out.extend_from_slice(b",\"slashtag\":");
+        json_str(out, &link.slashtag);
+        out.extend_from_slice(b",\"creator\":{\"id\":");
+        json_str(out, &link.creator_id);
+        out.extend_from_slice(b",\"workspace\":{\"id\":");
+        json_str(out, &link.workspace.id);
+        out.extend_from_slice(b",\"name\":");
+        json_str(out, &link.workspace.name);
+        out.extend_from_slice(b"}},\"domain\":{\"id\":");
+        json_str(out, &link.domain_id);
+        out.extend_from_slice(b",\"raw\":");
+        json_str(out, &link.domain);
+        out.extend_from_slice(b"},\"destination\":");
+        out.extend_from_slice(self.destination.get().as_bytes());
+        out.extend_from_slice(b"}}");
     }
 }
 
-/// The event's JSON shape, field for field, borrowing everything from a [`ClickEvent`].
-mod wire {
-    use super::Timestamp;
-    use serde::Serialize;
-    use serde_json::value::RawValue;
-
-    #[derive(Serialize)]
-    pub(super) struct Event<'a> {
-        pub id: uuid::Uuid,
-        pub timestamp: Timestamp,
-        pub client: Client<'a>,
-        pub referral: &'a RawValue,
-        pub route: Route<'a>,
+/// Appends `s` as a JSON string, escaped exactly as serde_json does it: `"`, `\` and the
+/// control characters U+0000 to U+001F, with the short forms where JSON has them.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    let mut clean_from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[clean_from..i]);
+        out.extend_from_slice(short);
+        clean_from = i + 1;
     }
-
-    #[derive(Serialize)]
-    pub(super) struct Client<'a> {
-        pub language: &'a str,
-        pub location: Location<'a>,
-        pub agent: Agent<'a>,
-        pub session: Session,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Location<'a> {
-        pub country: &'a str,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Agent<'a> {
-        pub browser: NameVersion<'a>,
-        pub os: NameVersion<'a>,
-        pub device: Device,
-        #[serde(rename = "type")]
-        pub kind: &'static str,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct NameVersion<'a> {
-        pub name: &'a str,
-        pub version: &'a str,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Device {
-        pub name: &'static str,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Session {
-        pub started: Timestamp,
-        pub first: bool,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Route<'a> {
-        pub id: &'a str,
-        pub slashtag: &'a str,
-        pub creator: Creator<'a>,
-        pub domain: Domain<'a>,
-        pub destination: &'a RawValue,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Creator<'a> {
-        pub id: &'a str,
-        pub workspace: Workspace<'a>,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Workspace<'a> {
-        pub id: &'a str,
-        pub name: &'a str,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Domain<'a> {
-        pub id: &'a str,
-        pub raw: &'a str,
-    }
+    out.extend_from_slice(&bytes[clean_from..]);
+    out.push(b'"');
 }
 
 /// Encodes a value once as JSON, to be shared by many events; `null` if it cannot be encoded
@@ -397,7 +355,7 @@ impl Destination {
     }
 }
 
-/// An event timestamp in unix microseconds; serialized as UTC, RFC 3339, microseconds, `Z`
+/// An event timestamp in unix microseconds; written as UTC, RFC 3339, microseconds, `Z`
 /// (`2019-07-02T14:07:06.981094Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp(pub i64);
@@ -451,13 +409,6 @@ impl Timestamp {
     }
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Digits and punctuation only: always UTF-8.
-        s.serialize_str(std::str::from_utf8(&self.to_bytes()).unwrap_or_default())
-    }
-}
-
 /// Formats a time as the event's timestamps (see [`Timestamp`]).
 pub fn format_timestamp(t: SystemTime) -> String {
     String::from_utf8_lossy(&Timestamp(unix_micros(t)).to_bytes()).into_owned()
@@ -497,6 +448,85 @@ mod tests {
             );
             micros += 86_399_999_937; // about a day, drifting through every second of the day
         }
+    }
+
+    #[test]
+    fn json_strings_are_escaped_like_serde_json() {
+        let mut samples: Vec<String> = (0u8..=0x7f).map(|b| format!("a{}b", char::from(b))).collect();
+        samples.extend(
+            [
+                "",
+                "plain",
+                "ação \u{2028} 日本 😀",
+                "\"quoted\" \\ back\\slash",
+                "\u{7f}\u{0}\u{1f}",
+            ]
+            .map(String::from),
+        );
+        for sample in samples {
+            let mut out = Vec::new();
+            json_str(&mut out, &sample);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&sample).unwrap(),
+                "{sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn event_json_has_the_clickstream_shape() {
+        let link = Link {
+            id: "l\"1".into(),
+            slashtag: "spring-sale".into(),
+            domain: "brand.link".into(),
+            domain_id: "d1".into(),
+            creator_id: "c1".into(),
+            workspace: Arc::new(crate::links::Workspace {
+                id: "w1".into(),
+                name: "Tab\there".into(),
+            }),
+            status: http::StatusCode::MOVED_PERMANENTLY,
+            location: HeaderValue::from_static("https://example.com/?a=1"),
+        };
+        let event = ClickEvent {
+            id: uuid::Uuid::from_u128(0x0190_1234_5678_7abc_8def_0123_4567_89ab),
+            time_micros: 1_562_076_426_981_094,
+            language: Cow::Borrowed("pt"),
+            country: CountryCode::from_alpha2("BR"),
+            agent: Arc::new(AgentInfo {
+                browser_name: "facebook-app".into(),
+                browser_version: "227.0".into(),
+                os_name: "android".into(),
+                os_version: "android-9.0-pie".into(),
+                device: "smartphone",
+                bot: false,
+            }),
+            bot: true,
+            session: SessionInfo {
+                started_micros: 1_562_076_000_000_000,
+                first: false,
+            },
+            referral: json_fragment(&serde_json::json!({"hostname": "m.facebook.com"})),
+            link: &link,
+            destination: json_fragment(&Destination::from_location("https://example.com/?a=1")),
+        };
+        let mut out = Vec::new();
+        event.write_json(&mut out);
+        let expected = concat!(
+            r#"{"id":"01901234-5678-7abc-8def-0123456789ab","timestamp":"2019-07-02T14:07:06.981094Z","#,
+            r#""client":{"language":"pt","location":{"country":"br"},"agent":{"browser":{"name":"facebook-app","#,
+            r#""version":"227.0"},"os":{"name":"android","version":"android-9.0-pie"},"device":{"name":"smartphone"},"#,
+            r#""type":"bot"},"session":{"started":"2019-07-02T14:00:00.000000Z","first":false}},"#,
+            r#""referral":{"hostname":"m.facebook.com"},"route":{"id":"l\"1","slashtag":"spring-sale","#,
+            r#""creator":{"id":"c1","workspace":{"id":"w1","name":"Tab\there"}},"domain":{"id":"d1","raw":"brand.link"},"#,
+            r#""destination":{"raw":"https://example.com/?a=1","protocol":"https","hostname":"example.com","#,
+            r#""path":"/","params":{"query":{"a":["1"]}}}}}"#
+        );
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), expected);
+        let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(parsed["client"]["agent"]["type"], "bot");
+        assert_eq!(parsed["route"]["creator"]["workspace"]["name"], "Tab\there");
     }
 
     #[test]

@@ -38,7 +38,8 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Log level (error, warn, info, debug, trace); RUST_LOG, when set, takes precedence.
+    /// Log level (error, warn, info, debug, trace); RUST_LOG, when set, takes precedence (and
+    /// is the only way to see rustls's own per-handshake messages).
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
 }
@@ -131,9 +132,16 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, level: &str) {
+    // rustls warns once per handshake about what a client did wrong (an IP address as SNI, as
+    // wrk and some scanners send): a log line any client could repeat at will. Its messages
+    // are shown only when RUST_LOG asks for them.
+    let quiet_tls = |filter: tracing_subscriber::EnvFilter| match "rustls=error".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level).map(quiet_tls))
+        .unwrap_or_else(|_| quiet_tls(tracing_subscriber::EnvFilter::new("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -143,12 +143,7 @@ impl Pipeline {
     fn process(&mut self, hit: &Hit) {
         let event = self.enricher.enrich(hit);
         self.json.clear();
-        if let Err(e) = serde_json::to_writer(&mut self.json, &event) {
-            // Serializing plain strings and bools cannot fail; counted all the same.
-            self.metrics.clicks_dropped_spool_error.inc();
-            self.log_error(&format!("cannot encode a click event: {e}"));
-            return;
-        }
+        event.write_json(&mut self.json);
         let bot = event.bot;
         let meta = RecordMeta {
             time_micros: click::unix_micros(hit.time),
