@@ -9,8 +9,9 @@
 //! - `<first seq, 20 digits>.seg`: segment files. A segment starts with the 8-byte magic
 //!   `CLKSPL01`, then records back to back. The writer starts a new segment past
 //!   `[spool] segment_max_bytes`.
-//! - `<sink>.cursor`: one per sink, JSON: the next sequence number to deliver, its byte position,
-//!   and the `pending` batch bounds (see below). Written to a temporary file, synced and renamed.
+//! - `<sink>.cursor`: one per sink: the next sequence number to deliver, its byte position, and
+//!   the `pending` batch bounds (see below), in two checksummed slots written alternately in
+//!   place (see `cursor`). A sink's cursor is saved as soon as the sink is first configured.
 //! - `dead-letter/<sink>.ndjson`: events a destination rejected (written by the sink driver).
 //!
 //! **Records.** `[len: u32 LE][crc32: u32 LE][body: len bytes]`, with the body
@@ -50,9 +51,12 @@
 //! the pipeline thread once per flush and by sink drivers once per batch, never on the request
 //! path, and never held across network I/O.
 
+mod cursor;
 mod reader;
 
 pub use reader::SpoolReader;
+
+use cursor::{CursorFile, Found, Saved};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -172,13 +176,6 @@ pub struct Position {
     pub offset: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CursorFile {
-    #[serde(flatten)]
-    position: Position,
-    pending: Option<(u64, u64)>,
-}
-
 #[derive(Debug)]
 struct SinkCursor {
     spec: SinkSpec,
@@ -186,6 +183,9 @@ struct SinkCursor {
     pending: Option<(u64, u64)>,
     /// Bumped when the budget moves the cursor under the reader's feet.
     epoch: u64,
+    /// Its file; locked while the state lock is held (never the other way round), then
+    /// written after the state lock is released.
+    file: Arc<Mutex<CursorFile>>,
 }
 
 #[derive(Debug)]
@@ -218,6 +218,11 @@ pub struct SpoolWriter {
     segment_bytes: u64,
     next_seq: u64,
     buf: Vec<u8>,
+}
+
+/// Locks a mutex; a panic elsewhere while it was held leaves plain data that is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
@@ -409,20 +414,33 @@ impl Spool {
         let mut cursors = Vec::new();
         for spec in sinks {
             let path = cursor_path(dir, &spec.name);
-            let saved = fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<CursorFile>(&b).ok());
-            let (mut position, pending) = match saved {
-                Some(c) => (c.position, c.pending),
-                // A new sink starts with the events that arrive from now on.
-                None => (
-                    Position {
-                        next_seq,
-                        segment: head_first,
-                        offset: segments[&head_first],
-                    },
-                    None,
-                ),
+            let (mut file, found) = CursorFile::open(&path).map_err(io_err(&path))?;
+            let (mut position, pending) = match found {
+                Found::Saved(saved) => (saved.position, saved.pending),
+                // A new sink starts with the events that arrive from now on, and says so on
+                // disk at once: a crash before its first delivery must not move its start.
+                Found::Missing => {
+                    let start = Saved {
+                        position: Position {
+                            next_seq,
+                            segment: head_first,
+                            offset: segments[&head_first],
+                        },
+                        pending: None,
+                    };
+                    file.save(&start, true).map_err(io_err(&path))?;
+                    (start.position, None)
+                }
+                // Better twice than never: start again from the oldest event on disk.
+                Found::Unreadable => {
+                    tracing::warn!(cursor = %path.display(), "spool: unreadable cursor; redelivering from the oldest segment");
+                    let position = Position {
+                        next_seq: oldest,
+                        segment: oldest,
+                        offset: 0, // the reader scans from the segment start
+                    };
+                    (position, None)
+                }
             };
             // A cursor pointing at a segment that is gone (or beyond the head after a lost tail)
             // restarts at the oldest segment still on disk that can hold it.
@@ -440,6 +458,7 @@ impl Spool {
                 position,
                 pending,
                 epoch: 0,
+                file: Arc::new(Mutex::new(file)),
             });
         }
         let head_path = segment_path(dir, head_first);
@@ -474,7 +493,7 @@ impl Spool {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.shared.state)
     }
 
     /// The spool's id (eight hex digits, made with the spool).
@@ -516,12 +535,14 @@ impl Spool {
             return Ok(());
         };
         c.pending = Some(bounds);
-        let file = CursorFile {
+        let saved = Saved {
             position: c.position,
             pending: c.pending,
         };
+        let file = c.file.clone();
+        let mut file = lock(&file);
         drop(state);
-        self.save_cursor(sink, &file, true)
+        file.save(&saved, true)
     }
 
     /// Acknowledges delivery up to (excluding) `position`: the cursor moves, the pending batch
@@ -537,12 +558,17 @@ impl Spool {
         }
         c.position = position;
         c.pending = None;
-        let file = CursorFile {
-            position,
-            pending: None,
-        };
+        let file = c.file.clone();
+        let mut file = lock(&file);
         drop(state);
-        self.save_cursor(sink, &file, false)?;
+        file.save(
+            &Saved {
+                position,
+                pending: None,
+            },
+            false,
+        )?;
+        drop(file);
         self.collect_garbage();
         Ok(true)
     }
@@ -553,12 +579,6 @@ impl Spool {
         let state = self.state();
         let c = state.sinks.iter().find(|c| c.spec.name == sink)?;
         Some((c.epoch, c.position))
-    }
-
-    fn save_cursor(&self, sink: &str, file: &CursorFile, sync: bool) -> io::Result<()> {
-        let path = cursor_path(&self.shared.dir, sink);
-        let bytes = serde_json::to_vec(file).map_err(io::Error::other)?;
-        write_atomically(&path, &bytes, sync)
     }
 
     /// Deletes segments that every sink has passed (never the head).
@@ -629,16 +649,12 @@ impl Spool {
                 c.spec.metrics.dropped.add(lost);
                 tracing::warn!(sink = %c.spec.name, events = lost, budget_bytes = c.spec.budget_bytes,
                     "spool budget full: dropped the sink's oldest undelivered events");
-                let file = CursorFile {
+                let saved = Saved {
                     position: c.position,
                     pending: None,
                 };
-                let path = cursor_path(&self.shared.dir, &c.spec.name);
-                if let Err(e) = serde_json::to_vec(&file)
-                    .map_err(io::Error::other)
-                    .and_then(|b| write_atomically(&path, &b, false))
-                {
-                    tracing::warn!(cursor = %path.display(), error = %e, "spool: cannot save cursor");
+                if let Err(e) = lock(&c.file).save(&saved, false) {
+                    tracing::warn!(error = %e, "spool: cannot save cursor");
                 }
                 dropped.push((c.spec.name.clone(), lost));
             }
