@@ -113,16 +113,16 @@ fn link(state: &AdminState, domain: &str, slashtag: &str) -> Response<Full<Bytes
             let body = serde_json::json!({
                 "found": true,
                 "domain": &*d.name,
-                "slashtag": &*l.slashtag,
-                "matched_case_insensitively": *l.slashtag != *slashtag,
-                "id": &*l.id,
+                "slashtag": l.slashtag(),
+                "matched_case_insensitively": l.slashtag() != &*slashtag,
+                "id": l.id(),
                 "status": l.status.as_u16(),
                 "location": l.destination(),
                 "cache_control": d.cache_control(l.status).to_str().unwrap_or(""),
                 "forward_query": d.forward_query,
-                "creator_id": &*l.creator_id,
-                "workspace": {"id": &*l.workspace.id, "name": &*l.workspace.name},
-                "domain_id": &*l.domain_id,
+                "creator_id": l.creator_id(),
+                "workspace": {"id": &*l.workspace().id, "name": &*l.workspace().name},
+                "domain_id": l.domain_id(),
             });
             text(StatusCode::OK, "application/json", body.to_string())
         }

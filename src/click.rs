@@ -197,19 +197,19 @@ impl ClickEvent<'_> {
         out.extend_from_slice(b"}},\"referral\":");
         out.extend_from_slice(self.referral.get().as_bytes());
         out.extend_from_slice(b",\"route\":{\"id\":");
-        json_str(out, &link.id);
+        json_str(out, link.id());
         out.extend_from_slice(b",\"slashtag\":");
-        json_str(out, &link.slashtag);
+        json_str(out, link.slashtag());
         out.extend_from_slice(b",\"creator\":{\"id\":");
-        json_str(out, &link.creator_id);
+        json_str(out, link.creator_id());
         out.extend_from_slice(b",\"workspace\":{\"id\":");
-        json_str(out, &link.workspace.id);
+        json_str(out, &link.workspace().id);
         out.extend_from_slice(b",\"name\":");
-        json_str(out, &link.workspace.name);
+        json_str(out, &link.workspace().name);
         out.extend_from_slice(b"}},\"domain\":{\"id\":");
-        json_str(out, &link.domain_id);
+        json_str(out, link.domain_id());
         out.extend_from_slice(b",\"raw\":");
-        json_str(out, &link.domain);
+        json_str(out, link.domain());
         out.extend_from_slice(b"},\"destination\":");
         out.extend_from_slice(self.destination.get().as_bytes());
         out.extend_from_slice(b"}}");
@@ -476,9 +476,7 @@ mod tests {
 
     #[test]
     fn event_json_has_the_clickstream_shape() {
-        let link = Link {
-            id: "l\"1".into(),
-            slashtag: "spring-sale".into(),
+        let owner = crate::links::Owner {
             domain: "brand.link".into(),
             domain_id: "d1".into(),
             creator_id: "c1".into(),
@@ -486,9 +484,14 @@ mod tests {
                 id: "w1".into(),
                 name: "Tab\there".into(),
             }),
-            status: http::StatusCode::MOVED_PERMANENTLY,
-            location: HeaderValue::from_static("https://example.com/?a=1"),
         };
+        let link = Link::new(
+            "l\"1",
+            "spring-sale",
+            http::StatusCode::MOVED_PERMANENTLY,
+            HeaderValue::from_static("https://example.com/?a=1"),
+            Arc::new(owner),
+        );
         let event = ClickEvent {
             id: uuid::Uuid::from_u128(0x0190_1234_5678_7abc_8def_0123_4567_89ab),
             time_micros: 1_562_076_426_981_094,

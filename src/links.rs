@@ -66,13 +66,9 @@ pub struct Workspace {
     pub name: Arc<str>,
 }
 
-/// One branded short link, ready to answer.
-#[derive(Debug)]
-pub struct Link {
-    /// `route.id`
-    pub id: Arc<str>,
-    /// `route.slashtag`, exactly as in the table.
-    pub slashtag: Box<str>,
+/// What links of the same domain, creator and workspace share (interned at load).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Owner {
     /// `route.domain.raw`: the lower-case custom domain.
     pub domain: Arc<str>,
     /// `route.domain.id`
@@ -81,13 +77,70 @@ pub struct Link {
     pub creator_id: Arc<str>,
     /// `route.creator.workspace`
     pub workspace: Arc<Workspace>,
+}
+
+/// One branded short link, ready to answer.
+///
+/// Kept small, since a table holds millions: the id and slashtag share one allocation, and
+/// what many links have in common is one shared [`Owner`]. 96 bytes with its reference count,
+/// plus the two strings.
+#[derive(Debug)]
+pub struct Link {
+    /// `route.id` followed by `route.slashtag`.
+    names: Box<str>,
+    /// Where the slashtag starts in `names`.
+    id_len: u32,
     /// Redirect status (the link's, else its domain's, else 301).
     pub status: StatusCode,
     /// The destination, ready to send as `Location`.
     pub location: HeaderValue,
+    /// Domain, creator and workspace.
+    pub owner: Arc<Owner>,
 }
 
 impl Link {
+    /// A link; `id` longer than 4 GiB is cut (the table reader never makes one).
+    pub fn new(id: &str, slashtag: &str, status: StatusCode, location: HeaderValue, owner: Arc<Owner>) -> Link {
+        let id = &id[..id.floor_char_boundary(u32::MAX as usize)];
+        Link {
+            names: [id, slashtag].concat().into_boxed_str(),
+            id_len: id.len() as u32,
+            status,
+            location,
+            owner,
+        }
+    }
+
+    /// `route.id`
+    pub fn id(&self) -> &str {
+        &self.names[..self.id_len as usize]
+    }
+
+    /// `route.slashtag`, exactly as in the table.
+    pub fn slashtag(&self) -> &str {
+        &self.names[self.id_len as usize..]
+    }
+
+    /// `route.domain.raw`: the lower-case custom domain.
+    pub fn domain(&self) -> &Arc<str> {
+        &self.owner.domain
+    }
+
+    /// `route.domain.id`
+    pub fn domain_id(&self) -> &str {
+        &self.owner.domain_id
+    }
+
+    /// `route.creator.id`
+    pub fn creator_id(&self) -> &str {
+        &self.owner.creator_id
+    }
+
+    /// `route.creator.workspace`
+    pub fn workspace(&self) -> &Workspace {
+        &self.owner.workspace
+    }
+
     /// The destination URL as written in the table.
     pub fn destination(&self) -> &str {
         // Built from a validated `&str` at load, so it is always visible ASCII or UTF-8.
@@ -101,19 +154,40 @@ struct BySlashtag(Arc<Link>);
 
 impl PartialEq for BySlashtag {
     fn eq(&self, other: &Self) -> bool {
-        self.0.slashtag == other.0.slashtag
+        self.0.slashtag() == other.0.slashtag()
     }
 }
 impl Eq for BySlashtag {}
 impl Hash for BySlashtag {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Must hash exactly like the `str` it borrows as.
-        (*self.0.slashtag).hash(state)
+        self.0.slashtag().hash(state)
     }
 }
 impl Borrow<str> for BySlashtag {
     fn borrow(&self) -> &str {
-        &self.0.slashtag
+        self.0.slashtag()
+    }
+}
+
+/// A set entry keyed by the link's id (to find duplicate ids while building), with its line.
+#[derive(Debug)]
+struct ById(Arc<Link>, u32);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+impl Eq for ById {}
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id().hash(state)
+    }
+}
+impl Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        self.0.id()
     }
 }
 
@@ -513,6 +587,7 @@ fn header_index(header: &[Cow<'_, str>], n: usize, origin: &str, builder: &mut B
 struct Interner {
     strings: HashSet<Arc<str>>,
     workspaces: HashSet<Arc<Workspace>>,
+    owners: HashSet<Arc<Owner>>,
 }
 
 impl Interner {
@@ -535,6 +610,15 @@ impl Interner {
         }
         let a = Arc::new(w);
         self.workspaces.insert(a.clone());
+        a
+    }
+
+    fn owner(&mut self, o: Owner) -> Arc<Owner> {
+        if let Some(a) = self.owners.get(&o) {
+            return a.clone();
+        }
+        let a = Arc::new(o);
+        self.owners.insert(a.clone());
         a
     }
 }
@@ -598,8 +682,8 @@ struct Builder<'c> {
     origin: &'c str,
     interner: Interner,
     domains: HashMap<Arc<str>, Domain>,
-    /// Link id → line, to report duplicate ids; dropped once the table is built.
-    ids: HashMap<Arc<str>, u32>,
+    /// Every link by id, with its line, to report duplicate ids; dropped once the table is built.
+    ids: HashSet<ById>,
     errors: Vec<(usize, String)>,
     count: usize,
     permanent: HeaderValue,
@@ -618,7 +702,7 @@ impl<'c> Builder<'c> {
             origin,
             interner: Interner::default(),
             domains: HashMap::default(),
-            ids: HashMap::default(),
+            ids: HashSet::default(),
             errors: Vec::new(),
             count: 0,
             permanent: HeaderValue::from_str(&server.cache_control_permanent)
@@ -711,8 +795,7 @@ impl<'c> Builder<'c> {
         let (Some(domain), Some(url)) = (domain, url) else {
             return;
         };
-        let id: Arc<str> = Arc::from(&*id);
-        if let Some(first) = self.ids.get(&id) {
+        if let Some(ById(_, first)) = self.ids.get(&*id) {
             self.errors
                 .push((n, format!("{origin}:{n}: id '{id}' is already used on line {first}")));
             return;
@@ -733,9 +816,7 @@ impl<'c> Builder<'c> {
         } else {
             header_value(url.as_str())
         };
-        let link = Link {
-            id: id.clone(),
-            slashtag: Box::from(&*slashtag),
+        let owner = Owner {
             domain: domain_name.clone(),
             domain_id: self.interner.str(domain_id.as_deref().unwrap_or("")),
             creator_id: self.interner.str(creator_id.as_deref().unwrap_or("")),
@@ -743,22 +824,22 @@ impl<'c> Builder<'c> {
                 workspace_id.as_deref().unwrap_or(""),
                 workspace_name.as_deref().unwrap_or(""),
             ),
-            status,
-            location,
         };
+        let owner = self.interner.owner(owner);
+        let link = Arc::new(Link::new(&id, &slashtag, status, location, owner));
         let entry = self.domains.get_mut(&domain_name).expect("inserted above");
         if let Some(existing) = entry.links.get(&*slashtag) {
             self.errors.push((
                 n,
                 format!(
                     "{origin}:{n}: duplicate link {domain}/{slashtag} (first defined as id '{}')",
-                    existing.0.id
+                    existing.0.id()
                 ),
             ));
             return;
         }
-        self.ids.insert(id, n as u32);
-        entry.links.insert(BySlashtag(Arc::new(link)));
+        self.ids.insert(ById(link.clone(), n as u32));
+        entry.links.insert(BySlashtag(link));
         self.count += 1;
     }
 
@@ -792,8 +873,8 @@ impl<'c> Builder<'c> {
 fn fold(links: &HashSet<BySlashtag>) -> HashMap<Box<str>, Option<Arc<Link>>> {
     let mut folded: HashMap<Box<str>, Option<Arc<Link>>> = HashMap::default();
     for BySlashtag(link) in links {
-        let lower = link.slashtag.to_lowercase();
-        if *lower == *link.slashtag {
+        let lower = link.slashtag().to_lowercase();
+        if lower == link.slashtag() {
             continue;
         }
         let ambiguous = links.contains(lower.as_str());
@@ -857,24 +938,23 @@ mod tests {
         assert_eq!(t.len(), 3);
         assert_eq!(t.domain_count(), 2);
         let d = t.domain_for_host("brand.link").unwrap();
-        assert_eq!(d.lookup("spring").unwrap().id.as_ref(), "1");
+        assert_eq!(d.lookup("spring").unwrap().id(), "1");
         assert_eq!(d.lookup("summer").unwrap().status, StatusCode::FOUND);
-        assert_eq!(d.lookup("SPRING").unwrap().id.as_ref(), "1");
+        assert_eq!(d.lookup("SPRING").unwrap().id(), "1");
         assert!(d.lookup("nope").is_none());
         assert_eq!(
             t.domain_for_host("other.test")
                 .unwrap()
                 .lookup("spring")
                 .unwrap()
-                .id
-                .as_ref(),
+                .id(),
             "3"
         );
         // Unknown hosts fall back to the embedded default domain.
         assert_eq!(t.domain_for_host("127.0.0.1").unwrap().name.as_ref(), "brand.link");
         let link = d.lookup("spring").unwrap();
         assert_eq!(link.destination(), "https://example.com/a?x=1");
-        assert!(Arc::ptr_eq(&link.workspace, &d.lookup("Summer").unwrap().workspace));
+        assert!(Arc::ptr_eq(&link.owner, &d.lookup("Summer").unwrap().owner));
     }
 
     #[test]
@@ -954,10 +1034,10 @@ not json
         )
         .unwrap();
         let d = t.domain("a.test").unwrap();
-        assert_eq!(d.lookup("PROMO").unwrap().id.as_ref(), "2");
+        assert_eq!(d.lookup("PROMO").unwrap().id(), "2");
         assert!(d.lookup("promo").is_none(), "ambiguous fold must not resolve");
-        assert_eq!(d.lookup("deal").unwrap().id.as_ref(), "3");
-        assert_eq!(d.lookup("DEAL").unwrap().id.as_ref(), "3");
+        assert_eq!(d.lookup("deal").unwrap().id(), "3");
+        assert_eq!(d.lookup("DEAL").unwrap().id(), "3");
         let t = table(
             "id,domain,slashtag,destination\n\
              1,a.test,sale,https://e.test/1\n\
@@ -966,9 +1046,9 @@ not json
         )
         .unwrap();
         let d = t.domain("a.test").unwrap();
-        assert_eq!(d.lookup("Sale").unwrap().id.as_ref(), "2");
-        assert_eq!(d.lookup("sale").unwrap().id.as_ref(), "1");
+        assert_eq!(d.lookup("Sale").unwrap().id(), "2");
+        assert_eq!(d.lookup("sale").unwrap().id(), "1");
         assert!(d.lookup("SALE").is_none(), "'sale' and 'Sale' both fold to it");
-        assert_eq!(d.lookup("NEWS").unwrap().id.as_ref(), "3");
+        assert_eq!(d.lookup("NEWS").unwrap().id(), "3");
     }
 }

@@ -148,8 +148,8 @@ impl Pipeline {
         let meta = RecordMeta {
             time_micros: click::unix_micros(hit.time),
             bot,
-            workspace: &hit.link.workspace.id,
-            domain: &hit.link.domain,
+            workspace: &hit.link.workspace().id,
+            domain: hit.link.domain(),
         };
         match self.writer.append(meta, &self.json) {
             Ok(_) => {

@@ -223,15 +223,15 @@ impl Enricher {
         }
         let link = &*hit.link;
         let now = click::unix_micros(hit.time);
-        let visitor = self.sessions.visitor_key(ip, ua, &link.workspace.id, now);
+        let visitor = self.sessions.visitor_key(ip, ua, &link.workspace().id, now);
         let session = self.sessions.touch(visitor, now);
         let referer = h.referer.as_ref().and_then(|v| v.to_str().ok());
         self.key_buf.clear();
         self.key_buf.extend_from_slice(referer.unwrap_or("").as_bytes());
         self.key_buf.push(0);
-        self.key_buf.extend_from_slice(link.domain.as_bytes());
+        self.key_buf.extend_from_slice(link.domain().as_bytes());
         let referral = self.referrals.get_or_insert(&self.key_buf, || {
-            let r = lists.referrers.classify(referer, &link.domain);
+            let r = lists.referrers.classify(referer, link.domain());
             click::json_fragment(&click::Referral {
                 hostname: r.hostname,
                 protocol: r.protocol,
