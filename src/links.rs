@@ -587,7 +587,6 @@ fn header_index(header: &[Cow<'_, str>], n: usize, origin: &str, builder: &mut B
 struct Interner {
     strings: HashSet<Arc<str>>,
     workspaces: HashSet<Arc<Workspace>>,
-    owners: HashSet<Arc<Owner>>,
 }
 
 impl Interner {
@@ -610,15 +609,6 @@ impl Interner {
         }
         let a = Arc::new(w);
         self.workspaces.insert(a.clone());
-        a
-    }
-
-    fn owner(&mut self, o: Owner) -> Arc<Owner> {
-        if let Some(a) = self.owners.get(&o) {
-            return a.clone();
-        }
-        let a = Arc::new(o);
-        self.owners.insert(a.clone());
         a
     }
 }
@@ -684,6 +674,9 @@ struct Builder<'c> {
     domains: HashMap<Arc<str>, Domain>,
     /// Every link by id, with its line, to report duplicate ids; dropped once the table is built.
     ids: HashSet<ById>,
+    /// Owners by their raw fields, each followed by a NUL.
+    owners: HashMap<Box<str>, Arc<Owner>>,
+    owner_key: String,
     errors: Vec<(usize, String)>,
     count: usize,
     permanent: HeaderValue,
@@ -703,6 +696,8 @@ impl<'c> Builder<'c> {
             interner: Interner::default(),
             domains: HashMap::default(),
             ids: HashSet::default(),
+            owners: HashMap::default(),
+            owner_key: String::new(),
             errors: Vec::new(),
             count: 0,
             permanent: HeaderValue::from_str(&server.cache_control_permanent)
@@ -816,16 +811,32 @@ impl<'c> Builder<'c> {
         } else {
             header_value(url.as_str())
         };
-        let owner = Owner {
-            domain: domain_name.clone(),
-            domain_id: self.interner.str(domain_id.as_deref().unwrap_or("")),
-            creator_id: self.interner.str(creator_id.as_deref().unwrap_or("")),
-            workspace: self.interner.workspace(
-                workspace_id.as_deref().unwrap_or(""),
-                workspace_name.as_deref().unwrap_or(""),
-            ),
+        // Most lines repeat an owner seen before: one lookup of the raw fields finds it.
+        let fields = [
+            &*domain_name,
+            domain_id.as_deref().unwrap_or(""),
+            creator_id.as_deref().unwrap_or(""),
+            workspace_id.as_deref().unwrap_or(""),
+            workspace_name.as_deref().unwrap_or(""),
+        ];
+        self.owner_key.clear();
+        for field in fields {
+            self.owner_key.push_str(field);
+            self.owner_key.push('\0');
+        }
+        let owner = match self.owners.get(self.owner_key.as_str()) {
+            Some(owner) => owner.clone(),
+            None => {
+                let owner = Arc::new(Owner {
+                    domain: domain_name.clone(),
+                    domain_id: self.interner.str(fields[1]),
+                    creator_id: self.interner.str(fields[2]),
+                    workspace: self.interner.workspace(fields[3], fields[4]),
+                });
+                self.owners.insert(self.owner_key.as_str().into(), owner.clone());
+                owner
+            }
         };
-        let owner = self.interner.owner(owner);
         let link = Arc::new(Link::new(&id, &slashtag, status, location, owner));
         let entry = self.domains.get_mut(&domain_name).expect("inserted above");
         if let Some(existing) = entry.links.get(&*slashtag) {
@@ -943,11 +954,7 @@ mod tests {
         assert_eq!(d.lookup("SPRING").unwrap().id(), "1");
         assert!(d.lookup("nope").is_none());
         assert_eq!(
-            t.domain_for_host("other.test")
-                .unwrap()
-                .lookup("spring")
-                .unwrap()
-                .id(),
+            t.domain_for_host("other.test").unwrap().lookup("spring").unwrap().id(),
             "3"
         );
         // Unknown hosts fall back to the embedded default domain.
