@@ -258,7 +258,16 @@ async fn an_outage_loses_nothing_and_does_not_slow_redirects() {
         clicks(&t, 10, "/b").await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(metric(&t.metrics().await, "clickstream_sink_retries_total{sink=\"hook\"}") >= 1);
+    let m = t.metrics().await;
+    assert!(metric(&m, "clickstream_sink_retries_total{sink=\"hook\"}") >= 1);
+    assert!(metric(&m, "clickstream_sink_spool_bytes{sink=\"hook\"}") > 0, "{m}");
+    assert!(
+        metric(
+            &m,
+            "clickstream_sink_oldest_undelivered_timestamp_seconds{sink=\"hook\"}"
+        ) > 0,
+        "{m}"
+    );
     rx.resume().await;
     let events = rx.wait_for_events(210, Duration::from_secs(20)).await;
     let unique: HashSet<String> = ids(&events).into_iter().collect();
@@ -274,6 +283,26 @@ async fn an_outage_loses_nothing_and_does_not_slow_redirects() {
     let m = t.metrics().await;
     assert_eq!(metric(&m, "clickstream_redirects_total{status=\"301\"}"), 210);
     assert_eq!(metric(&m, "clickstream_clicks_dropped_total{reason=\"queue_full\"}"), 0);
+    // The backlog gauges go back to zero once the backlog is acknowledged, without new clicks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = t.metrics().await;
+        let backlog = (
+            metric(&m, "clickstream_sink_spool_bytes{sink=\"hook\"}"),
+            metric(
+                &m,
+                "clickstream_sink_oldest_undelivered_timestamp_seconds{sink=\"hook\"}",
+            ),
+        );
+        if backlog == (0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backlog gauges stuck at {backlog:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

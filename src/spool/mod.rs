@@ -220,6 +220,15 @@ pub struct SpoolWriter {
     buf: Vec<u8>,
 }
 
+/// Bytes of the durable segments from `p` to the head: a sink's share of the disk.
+fn bytes_from(segments: &BTreeMap<u64, u64>, p: &Position) -> u64 {
+    segments
+        .range(p.segment..)
+        .map(|(_, b)| *b)
+        .sum::<u64>()
+        .saturating_sub(p.offset)
+}
+
 /// Locks a mutex; a panic elsewhere while it was held leaves plain data that is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -550,7 +559,8 @@ impl Spool {
     /// budget had already moved the cursor past this batch (its events were counted as dropped).
     pub fn ack(&self, sink: &str, position: Position, epoch: u64) -> io::Result<bool> {
         let mut state = self.state();
-        let Some(c) = state.sinks.iter_mut().find(|c| c.spec.name == sink) else {
+        let State { segments, sinks } = &mut *state;
+        let Some(c) = sinks.iter_mut().find(|c| c.spec.name == sink) else {
             return Ok(false);
         };
         if c.epoch != epoch {
@@ -558,6 +568,7 @@ impl Spool {
         }
         c.position = position;
         c.pending = None;
+        c.spec.metrics.spool_bytes.set(bytes_from(segments, &position));
         let file = c.file.clone();
         let mut file = lock(&file);
         drop(state);
@@ -621,13 +632,7 @@ impl Spool {
             return dropped;
         };
         for c in sinks.iter_mut() {
-            let undelivered = |p: &Position| -> u64 {
-                segments
-                    .range(p.segment..)
-                    .map(|(_, b)| *b)
-                    .sum::<u64>()
-                    .saturating_sub(p.offset)
-            };
+            let undelivered = |p: &Position| bytes_from(segments, p);
             let mut bytes = undelivered(&c.position);
             let mut lost = 0u64;
             while bytes > c.spec.budget_bytes && c.position.segment != head {
@@ -759,15 +764,7 @@ pub fn undelivered_bytes(spool: &Spool) -> HashMap<String, u64> {
     state
         .sinks
         .iter()
-        .map(|c| {
-            let b = state
-                .segments
-                .range(c.position.segment..)
-                .map(|(_, b)| *b)
-                .sum::<u64>()
-                .saturating_sub(c.position.offset);
-            (c.spec.name.clone(), b)
-        })
+        .map(|c| (c.spec.name.clone(), bytes_from(&state.segments, &c.position)))
         .collect()
 }
 
