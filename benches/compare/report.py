@@ -242,13 +242,19 @@ def build_tables(runs, latency, summary):
 
     # Only the columns whose two systems ran; "-" for a round that misses one of them.
     columns = [c for c in RATIOS if c[1] in summary and c[2] in summary]
+    # Each round compares runs made minutes apart, so the summary is the median of the rounds'
+    # ratios (not the ratio of the medians, which may come from different rounds).
     rows = []
+    ratios = {c: [] for c in columns}
     for rnd in sorted({r["round"] for r in runs}):
         rps = {r["system"]: r["wrk"]["rps"] for r in runs if r["round"] == rnd}
         if columns and any(a in rps and b in rps for _, a, b in columns):
+            for c in columns:
+                if c[1] in rps and c[2] in rps and rps[c[2]]:
+                    ratios[c].append(rps[c[1]] / rps[c[2]])
             rows.append([rnd] + [fmt_ratio(rps[a], rps[b]) if a in rps and b in rps else "-" for _, a, b in columns])
     if rows:
-        rows.append(["median"] + [fmt_ratio(summary[a]["median"], summary[b]["median"]) for _, a, b in columns])
+        rows.append(["median"] + [f"{statistics.median(ratios[c]):.2f}" if ratios[c] else "-" for c in columns])
     tables.append(("Throughput ratio clickstream / nginx (requests/s)",
                    ["round"] + [header for header, _, _ in columns], rows))
 
