@@ -738,6 +738,16 @@ run_latency_step() {
 # ---------------------------------------------------------------------------------------------
 # Report
 
+# clickstream_version: the commit, "-dirty" when tracked files other than the results differ.
+clickstream_version() {
+    local commit
+    commit=$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
+    if [[ -n $(cd "$REPO_DIR" && git status --porcelain --untracked-files=no -- . ':!benches/compare/results' 2>/dev/null) ]]; then
+        commit+="-dirty"
+    fi
+    echo "$commit"
+}
+
 describe_machine() {
     local model load
     load=$(cut -d' ' -f1 /proc/loadavg)
@@ -755,7 +765,7 @@ describe_machine() {
         if ((RUN_OHA)); then printf 'oha=%s\n' "$(oha --version | awk '{print $2}')"; fi
         if ((RUN_HTTPS)); then printf 'openssl=%s\n' "$(openssl version | awk '{print $2}')"; fi
         if [[ -n $HTTPS_SKIPPED ]]; then printf 'https_skipped=%s\n' "$HTTPS_SKIPPED"; fi
-        printf 'clickstream=%s\n' "$(cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null || echo unknown)"
+        printf 'clickstream=%s\n' "$(clickstream_version)"
     } >"$WORK_DIR/machine.env"
 }
 
