@@ -421,6 +421,7 @@ impl Spool {
         };
         let oldest = *segments.keys().next().expect("at least the head segment");
         let mut cursors = Vec::new();
+        let mut created = false;
         for spec in sinks {
             let path = cursor_path(dir, &spec.name);
             let (mut file, found) = CursorFile::open(&path).map_err(io_err(&path))?;
@@ -438,6 +439,7 @@ impl Spool {
                         pending: None,
                     };
                     file.save(&start, true).map_err(io_err(&path))?;
+                    created = true;
                     (start.position, None)
                 }
                 // Better twice than never: start again from the oldest event on disk.
@@ -469,6 +471,9 @@ impl Spool {
                 epoch: 0,
                 file: Arc::new(Mutex::new(file)),
             });
+        }
+        if created {
+            sync_dir(dir);
         }
         let head_path = segment_path(dir, head_first);
         let file = OpenOptions::new()

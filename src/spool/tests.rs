@@ -106,6 +106,36 @@ fn restart_resumes_cursor_and_cuts_torn_tail() {
 }
 
 #[test]
+fn a_new_sink_keeps_its_start_and_an_unreadable_cursor_redelivers() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_spool, mut w) = Spool::open(dir.path(), 1 << 20, vec![spec("a", u64::MAX)]).unwrap();
+        for _ in 0..3 {
+            w.append(meta(false), b"{}").unwrap();
+        }
+        w.flush().unwrap();
+    }
+    {
+        // "b" is configured now: it starts after the three events, and still does after a
+        // crash before its first delivery.
+        let (_spool, mut w) = Spool::open(dir.path(), 1 << 20, vec![spec("a", u64::MAX), spec("b", u64::MAX)]).unwrap();
+        for _ in 0..2 {
+            w.append(meta(false), b"{}").unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let (spool, _w) = Spool::open(dir.path(), 1 << 20, vec![spec("a", u64::MAX), spec("b", u64::MAX)]).unwrap();
+    let mut r = spool.reader("b").unwrap();
+    assert_eq!(drain(&mut r, spool.durable_seq()), vec![4, 5]);
+    drop((r, spool, _w));
+    // A cursor file that cannot be read: everything on disk again, rather than a gap.
+    std::fs::write(cursor_path(dir.path(), "b"), b"\0garbage").unwrap();
+    let (spool, _w) = Spool::open(dir.path(), 1 << 20, vec![spec("a", u64::MAX), spec("b", u64::MAX)]).unwrap();
+    let mut r = spool.reader("b").unwrap();
+    assert_eq!(drain(&mut r, spool.durable_seq()), vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
 fn filters_skip_and_count() {
     let dir = tempfile::tempdir().unwrap();
     let mut humans = spec("humans", u64::MAX);
