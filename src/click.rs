@@ -6,6 +6,7 @@
 //! a `Hit` and offers it to the queue; `enrich` turns hits into events on its own thread.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -14,8 +15,6 @@ use std::time::SystemTime;
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 use serde::Serialize;
-use serde::ser::SerializeMap;
-use serde_json::value::RawValue;
 
 use crate::enrich::agent::AgentInfo;
 use crate::enrich::geo::CountryCode;
@@ -146,12 +145,12 @@ pub struct ClickEvent<'a> {
     pub bot: bool,
     /// The visitor's session.
     pub session: SessionInfo,
-    /// `referral`, as JSON.
-    pub referral: Arc<RawValue>,
+    /// `referral`, as JSON text.
+    pub referral: Arc<str>,
     /// The link that answered.
     pub link: &'a Link,
-    /// `route.destination`, as JSON.
-    pub destination: Arc<RawValue>,
+    /// `route.destination`, as JSON text ([`destination_json`]).
+    pub destination: Arc<str>,
 }
 
 impl ClickEvent<'_> {
@@ -195,7 +194,7 @@ impl ClickEvent<'_> {
         out.extend_from_slice(b"\",\"first\":");
         out.extend_from_slice(if self.session.first { b"true" } else { b"false" });
         out.extend_from_slice(b"}},\"referral\":");
-        out.extend_from_slice(self.referral.get().as_bytes());
+        out.extend_from_slice(self.referral.as_bytes());
         out.extend_from_slice(b",\"route\":{\"id\":");
         json_str(out, link.id());
         out.extend_from_slice(b",\"slashtag\":");
@@ -211,7 +210,7 @@ impl ClickEvent<'_> {
         out.extend_from_slice(b",\"raw\":");
         json_str(out, link.domain());
         out.extend_from_slice(b"},\"destination\":");
-        out.extend_from_slice(self.destination.get().as_bytes());
+        out.extend_from_slice(self.destination.as_bytes());
         out.extend_from_slice(b"}}");
     }
 }
@@ -252,8 +251,78 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 
 /// Encodes a value once as JSON, to be shared by many events; `null` if it cannot be encoded
 /// (plain strings and maps always can).
-pub fn json_fragment<T: Serialize>(value: &T) -> Arc<RawValue> {
-    Arc::from(serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+pub fn json_fragment<T: Serialize>(value: &T) -> Arc<str> {
+    Arc::from(serde_json::to_string(value).unwrap_or_else(|_| "null".to_string()))
+}
+
+/// `route.destination` for the `Location` that was sent, as JSON text: `raw`, and the URL's
+/// `protocol`, `hostname`, `path` and `params.query` (its decoded query pairs grouped by name, in
+/// order of first appearance). A location that does not parse as a URL keeps `raw` and leaves
+/// the other parts empty.
+///
+/// Written directly rather than through a struct and serde: with a large link table most clicks
+/// miss the enricher's cache and come here, and the intermediate strings cost as much as the
+/// URL parse.
+pub fn destination_json(raw: &str) -> Arc<str> {
+    let url = url::Url::parse(raw).ok();
+    let mut out = Vec::with_capacity(2 * raw.len() + 80);
+    out.extend_from_slice(b"{\"raw\":");
+    json_str(&mut out, raw);
+    out.extend_from_slice(b",\"protocol\":");
+    json_str(&mut out, url.as_ref().map_or("", |u| u.scheme()));
+    out.extend_from_slice(b",\"hostname\":");
+    json_str(&mut out, url.as_ref().and_then(|u| u.host_str()).unwrap_or(""));
+    out.extend_from_slice(b",\"path\":");
+    json_str(&mut out, url.as_ref().map_or("", |u| u.path()));
+    out.extend_from_slice(b",\"params\":{\"query\":{");
+    if let Some(url) = &url {
+        write_query_groups(&mut out, url.query_pairs());
+    }
+    out.extend_from_slice(b"}}}");
+    // Only `&str` pieces and ASCII were written, so this never fails.
+    Arc::from(String::from_utf8(out).unwrap_or_else(|_| "null".to_string()))
+}
+
+/// Writes `"name":["value",...]` members, one per distinct name in order of first appearance.
+fn write_query_groups<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)>) {
+    let mut groups: Vec<(Cow<'a, str>, Vec<Cow<'a, str>>)> = Vec::new();
+    // A query can hold thousands of pairs (a request's own query is merged in): past a few
+    // names, find groups through a map rather than by scanning.
+    let mut index: HashMap<Cow<'a, str>, usize> = HashMap::new();
+    for (name, value) in pairs {
+        let found = if groups.len() <= 16 {
+            groups.iter().position(|(n, _)| *n == name)
+        } else {
+            if index.is_empty() {
+                index.extend(groups.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)));
+            }
+            index.get(&name).copied()
+        };
+        match found {
+            Some(i) => groups[i].1.push(value),
+            None => {
+                if !index.is_empty() {
+                    index.insert(name.clone(), groups.len());
+                }
+                groups.push((name, vec![value]));
+            }
+        }
+    }
+    for (i, (name, values)) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, name);
+        out.push(b':');
+        out.push(b'[');
+        for (j, value) in values.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            json_str(out, value);
+        }
+        out.push(b']');
+    }
 }
 
 /// `referral`
@@ -277,82 +346,6 @@ pub struct Origin {
     pub kind: String,
     /// `facebook`, `google`, ...
     pub name: String,
-}
-
-/// `route.destination`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Destination {
-    /// Full URL as redirected to.
-    pub raw: String,
-    /// Scheme.
-    pub protocol: String,
-    /// Host.
-    pub hostname: String,
-    /// Path.
-    pub path: String,
-    /// `params`
-    pub params: Params,
-}
-
-/// `route.destination.params`
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Params {
-    /// `{name: [values...]}`, names in order of first appearance.
-    pub query: QueryParams,
-}
-
-/// Query parameters as an ordered JSON object of arrays.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueryParams(pub Vec<(String, Vec<String>)>);
-
-impl QueryParams {
-    /// Groups a URL's decoded query pairs by name, in order of first appearance.
-    pub fn from_url(url: &url::Url) -> QueryParams {
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for (name, value) in url.query_pairs() {
-            match out.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, values)) => values.push(value.into_owned()),
-                None => out.push((name.into_owned(), vec![value.into_owned()])),
-            }
-        }
-        QueryParams(out)
-    }
-}
-
-impl Serialize for QueryParams {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (name, values) in &self.0 {
-            map.serialize_entry(name, values)?;
-        }
-        map.end()
-    }
-}
-
-impl Destination {
-    /// Splits the URL that was redirected to into the event's parts.
-    pub fn from_location(raw: &str) -> Destination {
-        match url::Url::parse(raw) {
-            Ok(url) => Destination {
-                raw: raw.to_string(),
-                protocol: url.scheme().to_string(),
-                hostname: url.host_str().unwrap_or("").to_string(),
-                path: url.path().to_string(),
-                params: Params {
-                    query: QueryParams::from_url(&url),
-                },
-            },
-            Err(_) => Destination {
-                raw: raw.to_string(),
-                protocol: String::new(),
-                hostname: String::new(),
-                path: String::new(),
-                params: Params {
-                    query: QueryParams::default(),
-                },
-            },
-        }
-    }
 }
 
 /// An event timestamp in unix microseconds; written as UTC, RFC 3339, microseconds, `Z`
@@ -424,6 +417,84 @@ pub fn unix_micros(t: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::ser::SerializeMap;
+
+    /// The straightforward serde model of `route.destination`: the reference `destination_json`
+    /// must match byte for byte.
+    #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+    struct Destination {
+        /// Full URL as redirected to.
+        raw: String,
+        /// Scheme.
+        protocol: String,
+        /// Host.
+        hostname: String,
+        /// Path.
+        path: String,
+        /// `params`
+        params: Params,
+    }
+
+    /// `route.destination.params`
+    #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+    struct Params {
+        /// `{name: [values...]}`, names in order of first appearance.
+        query: QueryParams,
+    }
+
+    /// Query parameters as an ordered JSON object of arrays.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    struct QueryParams(pub Vec<(String, Vec<String>)>);
+
+    impl QueryParams {
+        /// Groups a URL's decoded query pairs by name, in order of first appearance.
+        fn from_url(url: &url::Url) -> QueryParams {
+            let mut out: Vec<(String, Vec<String>)> = Vec::new();
+            for (name, value) in url.query_pairs() {
+                match out.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, values)) => values.push(value.into_owned()),
+                    None => out.push((name.into_owned(), vec![value.into_owned()])),
+                }
+            }
+            QueryParams(out)
+        }
+    }
+
+    impl Serialize for QueryParams {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (name, values) in &self.0 {
+                map.serialize_entry(name, values)?;
+            }
+            map.end()
+        }
+    }
+
+    impl Destination {
+        /// Splits the URL that was redirected to into the event's parts.
+        fn from_location(raw: &str) -> Destination {
+            match url::Url::parse(raw) {
+                Ok(url) => Destination {
+                    raw: raw.to_string(),
+                    protocol: url.scheme().to_string(),
+                    hostname: url.host_str().unwrap_or("").to_string(),
+                    path: url.path().to_string(),
+                    params: Params {
+                        query: QueryParams::from_url(&url),
+                    },
+                },
+                Err(_) => Destination {
+                    raw: raw.to_string(),
+                    protocol: String::new(),
+                    hostname: String::new(),
+                    path: String::new(),
+                    params: Params {
+                        query: QueryParams::default(),
+                    },
+                },
+            }
+        }
+    }
     use std::time::Duration;
 
     #[test]
@@ -512,7 +583,7 @@ mod tests {
             },
             referral: json_fragment(&serde_json::json!({"hostname": "m.facebook.com"})),
             link: &link,
-            destination: json_fragment(&Destination::from_location("https://example.com/?a=1")),
+            destination: destination_json("https://example.com/?a=1"),
         };
         let mut out = Vec::new();
         event.write_json(&mut out);
@@ -534,17 +605,37 @@ mod tests {
 
     #[test]
     fn destination_parts_and_ordered_query() {
-        let d = Destination::from_location(
+        let json = destination_json(
             "https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=customersuccess&utm_source=x",
         );
-        assert_eq!(d.protocol, "https");
-        assert_eq!(d.hostname, "www.yourdestination.com");
-        assert_eq!(d.path, "/");
-        let json = serde_json::to_string(&d.params).unwrap();
         assert_eq!(
-            json,
-            r#"{"query":{"utm_source":["cs_facebook_post","x"],"utm_medium":["customersuccess"]}}"#
+            &*json,
+            concat!(
+                r#"{"raw":"https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=customersuccess&utm_source=x","#,
+                r#""protocol":"https","hostname":"www.yourdestination.com","path":"/","#,
+                r#""params":{"query":{"utm_source":["cs_facebook_post","x"],"utm_medium":["customersuccess"]}}}"#
+            )
         );
+    }
+
+    #[test]
+    fn destination_json_matches_the_serde_model_byte_for_byte() {
+        let many: String = (0..200).map(|i| format!("k{}={i}&", i % 37)).collect();
+        let samples = [
+            "https://example.com".to_string(),
+            "https://example.com/a/b?x=1&y=2&x=3#frag".into(),
+            "HTTPS://User:Pw@Example.COM:8443/./a/../b%20c?q=a+b&e=&n&=v&%ZZ=%41".into(),
+            "https://例え.jp/パス?名前=値".into(),
+            "http://[::1]:8080/p?\"quote\"=\\back\u{1}".into(),
+            "mailto:someone@example.com?subject=hi".into(),
+            "not a url".into(),
+            "".into(),
+            format!("https://example.com/many?{many}"),
+        ];
+        for raw in &samples {
+            let want = serde_json::to_string(&Destination::from_location(raw)).unwrap();
+            assert_eq!(&*destination_json(raw), want, "{raw}");
+        }
     }
 
     #[test]

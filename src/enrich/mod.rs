@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use serde_json::value::RawValue;
 
 use crate::click::{self, ClickEvent, Hit};
 use crate::config::ServerConfig;
@@ -126,7 +125,10 @@ impl<V: ?Sized> TwoGenCache<V> {
             None => compute(),
         };
         if self.young.len() >= self.cap {
-            self.old = std::mem::take(&mut self.young);
+            // The old generation's table becomes the young one, emptied: it keeps its capacity,
+            // so the young map never grows (and rehashes) again.
+            std::mem::swap(&mut self.old, &mut self.young);
+            self.young.clear();
         }
         self.young.insert(key.into(), value.clone());
         value
@@ -149,9 +151,9 @@ pub struct Enricher {
     sessions: Arc<SessionTracker>,
     ua_cache: UaCache,
     /// `Location` → `route.destination` as JSON.
-    destinations: TwoGenCache<RawValue>,
+    destinations: TwoGenCache<str>,
     /// `Referer` and link domain → `referral` as JSON.
-    referrals: TwoGenCache<RawValue>,
+    referrals: TwoGenCache<str>,
     key_buf: Vec<u8>,
     metrics: Arc<Metrics>,
 }
@@ -243,7 +245,7 @@ impl Enricher {
             })
         });
         let destination = self.destinations.get_or_insert(hit.location.as_bytes(), || {
-            click::json_fragment(&click::Destination::from_location(hit.location.to_str().unwrap_or("")))
+            click::destination_json(hit.location.to_str().unwrap_or(""))
         });
         let language = h
             .accept_language
