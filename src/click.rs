@@ -217,12 +217,25 @@ impl ClickEvent<'_> {
 
 /// Appends `s` as a JSON string, escaped exactly as serde_json does it: `"`, `\` and the
 /// control characters U+0000 to U+001F, with the short forms where JSON has them.
+///
+/// Most strings need no escape at all, so the scan skips eight bytes at a time while none of
+/// them needs one ([`word_needs_escape`]), and looks at single bytes only around those that do.
 fn json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.push(b'"');
     let mut clean_from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            if !word_needs_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        i += 1;
         let short: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -241,12 +254,27 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
             ],
             _ => continue,
         };
-        out.extend_from_slice(&bytes[clean_from..i]);
+        out.extend_from_slice(&bytes[clean_from..i - 1]);
         out.extend_from_slice(short);
-        clean_from = i + 1;
+        clean_from = i;
     }
     out.extend_from_slice(&bytes[clean_from..]);
     out.push(b'"');
+}
+
+/// Whether any of the eight bytes in `word` is `"`, `\` or below 0x20. The classic "has a zero
+/// byte" test, `(x - 0x01..) & !x & 0x80..`, is exact about *whether* some byte matches (a
+/// borrow can only start at a matching byte), applied to `x ^ c` for the two characters and in
+/// its "has a byte below n" form for the controls.
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let quote = quote.wrapping_sub(ONES) & !quote;
+    let backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (below_space | quote | backslash) & HIGHS != 0
 }
 
 /// Encodes a value once as JSON, to be shared by many events; `null` if it cannot be encoded
@@ -534,6 +562,16 @@ mod tests {
             ]
             .map(String::from),
         );
+        // Every special byte at every position of a string long enough for the eight-byte scan,
+        // next to high bytes (which must not be mistaken for controls).
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{8}', 'ÿ', '😀'] {
+            for at in 0..24 {
+                let mut sample: String = "abcdefghijklmnopqrstuvwxyzé".chars().take(at).collect();
+                sample.push(special);
+                sample.push_str("0123456789ABCDEFGHIJ ~\u{7f}");
+                samples.push(sample);
+            }
+        }
         for sample in samples {
             let mut out = Vec::new();
             json_str(&mut out, &sample);

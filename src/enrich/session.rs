@@ -46,7 +46,9 @@ pub struct SessionInfo {
 pub struct SessionTracker {
     idle_micros: i64,
     max_entries: usize,
-    sessions: DashMap<u64, Entry>,
+    /// The keys are already keyed SipHash outputs, so the map itself uses foldhash: SipHash
+    /// again would only cost time.
+    sessions: DashMap<u64, Entry, foldhash::fast::RandomState>,
     /// Keys in creation order, for bounded eviction at the cap. A `Mutex` because only the
     /// enrichment thread and the sweep touch it, never the request path.
     order: Mutex<VecDeque<u64>>,
@@ -59,7 +61,7 @@ impl SessionTracker {
         SessionTracker {
             idle_micros: idle_timeout.as_micros().min(i64::MAX as u128) as i64,
             max_entries: max_entries.max(1),
-            sessions: DashMap::new(),
+            sessions: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             order: Mutex::new(VecDeque::new()),
             salt: Mutex::new((i64::MIN, RandomState::new())),
         }
