@@ -39,25 +39,17 @@ pub struct Hit {
     pub headers: HitHeaders,
 }
 
-/// The request headers a click event is built from, as sent.
+/// The request headers a click event is built from, as sent: one owned copy of their bytes.
+///
+/// Copied rather than kept as handles into the request: a handle would pin the connection's
+/// whole read buffer (8 KiB or more) until the pipeline thread drops the hit, so hyper would
+/// allocate a fresh buffer for every request, and a full click queue would hold gigabytes.
 #[derive(Debug, Default, Clone)]
 pub struct HitHeaders {
-    /// `User-Agent`
-    pub user_agent: Option<HeaderValue>,
-    /// `Referer`
-    pub referer: Option<HeaderValue>,
-    /// `Accept-Language`
-    pub accept_language: Option<HeaderValue>,
-    /// `Sec-CH-UA`
-    pub sec_ch_ua: Option<HeaderValue>,
-    /// `Sec-CH-UA-Mobile`
-    pub sec_ch_ua_mobile: Option<HeaderValue>,
-    /// `Sec-CH-UA-Platform`
-    pub sec_ch_ua_platform: Option<HeaderValue>,
-    /// `Forwarded`, every occurrence joined with `, `.
-    pub forwarded: Option<HeaderValue>,
-    /// `X-Forwarded-For`, every occurrence joined with `, `.
-    pub x_forwarded_for: Option<HeaderValue>,
+    /// The captured values, back to back.
+    bytes: Vec<u8>,
+    /// Where each of [`CAPTURED`] is in `bytes`; `None` when the request did not send it.
+    spans: [Option<(u32, u32)>; CAPTURED_COUNT],
 }
 
 const SEC_CH_UA: HeaderName = HeaderName::from_static("sec-ch-ua");
@@ -65,35 +57,101 @@ const SEC_CH_UA_MOBILE: HeaderName = HeaderName::from_static("sec-ch-ua-mobile")
 const SEC_CH_UA_PLATFORM: HeaderName = HeaderName::from_static("sec-ch-ua-platform");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+/// The headers a hit keeps, and whether every occurrence is kept (joined with `, `, RFC 9110
+/// §5.3) or only the first. The accessors of [`HitHeaders`] index this list.
+const CAPTURED_COUNT: usize = 8;
+const CAPTURED: [(HeaderName, bool); CAPTURED_COUNT] = [
+    (header::USER_AGENT, false),
+    (header::REFERER, false),
+    (header::ACCEPT_LANGUAGE, false),
+    (SEC_CH_UA, false),
+    (SEC_CH_UA_MOBILE, false),
+    (SEC_CH_UA_PLATFORM, false),
+    (header::FORWARDED, true),
+    (X_FORWARDED_FOR, true),
+];
+
 impl HitHeaders {
-    /// Copies the handles of the headers enrichment needs (no byte is copied for single values).
+    /// Copies the values of the headers enrichment needs.
     pub fn capture(headers: &HeaderMap) -> HitHeaders {
-        HitHeaders {
-            user_agent: headers.get(header::USER_AGENT).cloned(),
-            referer: headers.get(header::REFERER).cloned(),
-            accept_language: headers.get(header::ACCEPT_LANGUAGE).cloned(),
-            sec_ch_ua: headers.get(SEC_CH_UA).cloned(),
-            sec_ch_ua_mobile: headers.get(SEC_CH_UA_MOBILE).cloned(),
-            sec_ch_ua_platform: headers.get(SEC_CH_UA_PLATFORM).cloned(),
-            forwarded: joined(headers, &header::FORWARDED),
-            x_forwarded_for: joined(headers, &X_FORWARDED_FOR),
+        let mut captured = HitHeaders {
+            bytes: Vec::with_capacity(512),
+            spans: Default::default(),
+        };
+        for (span, (name, all)) in captured.spans.iter_mut().zip(&CAPTURED) {
+            let mut values = headers.get_all(name).iter();
+            let Some(first) = values.next() else { continue };
+            let start = captured.bytes.len();
+            captured.bytes.extend_from_slice(first.as_bytes());
+            if *all {
+                for v in values {
+                    captured.bytes.extend_from_slice(b", ");
+                    captured.bytes.extend_from_slice(v.as_bytes());
+                }
+            }
+            // hyper bounds a request head far below 4 GiB; a span that did not fit would be
+            // left out rather than wrapped.
+            if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(captured.bytes.len())) {
+                *span = Some((start, end));
+            }
         }
+        captured
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let (start, end) = self.spans[i]?;
+        self.bytes.get(start as usize..end as usize)
+    }
+
+    /// `User-Agent`, as sent.
+    pub fn user_agent(&self) -> Option<&[u8]> {
+        self.get(0)
+    }
+
+    /// `Referer`, when it is visible ASCII (as `HeaderValue::to_str` requires).
+    pub fn referer(&self) -> Option<&str> {
+        self.get(1).and_then(visible_ascii)
+    }
+
+    /// `Accept-Language`, when it is visible ASCII.
+    pub fn accept_language(&self) -> Option<&str> {
+        self.get(2).and_then(visible_ascii)
+    }
+
+    /// `Sec-CH-UA`, when it is visible ASCII.
+    pub fn sec_ch_ua(&self) -> Option<&str> {
+        self.get(3).and_then(visible_ascii)
+    }
+
+    /// `Sec-CH-UA-Mobile`, when it is visible ASCII.
+    pub fn sec_ch_ua_mobile(&self) -> Option<&str> {
+        self.get(4).and_then(visible_ascii)
+    }
+
+    /// `Sec-CH-UA-Platform`, when it is visible ASCII.
+    pub fn sec_ch_ua_platform(&self) -> Option<&str> {
+        self.get(5).and_then(visible_ascii)
+    }
+
+    /// `Forwarded`, every occurrence joined with `, `.
+    pub fn forwarded(&self) -> Option<&[u8]> {
+        self.get(6)
+    }
+
+    /// `X-Forwarded-For`, every occurrence joined with `, `.
+    pub fn x_forwarded_for(&self) -> Option<&[u8]> {
+        self.get(7)
     }
 }
 
-/// A header that may be sent several times, as one comma-separated value (RFC 9110 §5.3).
-fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    let Some(second) = values.next() else {
-        return Some(first.clone());
-    };
-    let mut all = first.as_bytes().to_vec();
-    for v in std::iter::once(second).chain(values) {
-        all.extend_from_slice(b", ");
-        all.extend_from_slice(v.as_bytes());
+/// The text of a header value made only of visible ASCII and tabs, the rule of
+/// `HeaderValue::to_str`; `None` otherwise.
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    if value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
     }
-    HeaderValue::from_bytes(&all).ok()
 }
 
 /// The sending half of the hit → enrichment hand-off: bounded, never blocking.
@@ -677,12 +735,25 @@ mod tests {
     }
 
     #[test]
-    fn repeated_forwarding_headers_are_joined() {
+    fn captured_headers_are_copied_and_forwarding_lists_joined() {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
         h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2, 3.3.3.3"));
+        h.append("user-agent", HeaderValue::from_static("first"));
+        h.append("user-agent", HeaderValue::from_static("second"));
+        h.append(
+            "referer",
+            HeaderValue::from_bytes(b"https://example.com/\xc3\xa9").unwrap(),
+        );
+        h.append("accept-language", HeaderValue::from_static(""));
         let c = HitHeaders::capture(&h);
-        assert_eq!(c.x_forwarded_for.unwrap(), "1.1.1.1, 2.2.2.2, 3.3.3.3");
-        assert!(c.forwarded.is_none());
+        assert_eq!(c.x_forwarded_for().unwrap(), b"1.1.1.1, 2.2.2.2, 3.3.3.3");
+        assert!(c.forwarded().is_none());
+        // Headers that are not lists keep their first occurrence.
+        assert_eq!(c.user_agent().unwrap(), b"first");
+        // Not visible ASCII: unreadable as text, as with `HeaderValue::to_str`.
+        assert_eq!(c.referer(), None);
+        assert_eq!(c.accept_language(), Some(""));
+        assert_eq!(c.sec_ch_ua(), None);
     }
 }

@@ -195,11 +195,11 @@ impl Enricher {
             self.lists_seen = Some(lists.clone());
         }
         let h = &hit.headers;
-        let ua = h.user_agent.as_ref().map_or(&b""[..], |v| v.as_bytes());
+        let ua = h.user_agent().unwrap_or_default();
         let hints = ClientHints {
-            sec_ch_ua: h.sec_ch_ua.as_ref().and_then(|v| v.to_str().ok()),
-            mobile: h.sec_ch_ua_mobile.as_ref().and_then(|v| v.to_str().ok()),
-            platform: h.sec_ch_ua_platform.as_ref().and_then(|v| v.to_str().ok()),
+            sec_ch_ua: h.sec_ch_ua(),
+            mobile: h.sec_ch_ua_mobile(),
+            platform: h.sec_ch_ua_platform(),
         };
         self.key_buf.clear();
         self.key_buf.extend_from_slice(ua);
@@ -213,12 +213,7 @@ impl Enricher {
         });
         let bot = agent.bot || hit.head;
 
-        let ip = client_ip::client_ip(
-            hit.peer,
-            h.forwarded.as_ref().map(|v| v.as_bytes()),
-            h.x_forwarded_for.as_ref().map(|v| v.as_bytes()),
-            &self.trusted,
-        );
+        let ip = client_ip::client_ip(hit.peer, h.forwarded(), h.x_forwarded_for(), &self.trusted);
         let country = self.geo.country(ip);
         if country.is_none() {
             self.metrics.geoip_misses.inc();
@@ -227,7 +222,7 @@ impl Enricher {
         let now = click::unix_micros(hit.time);
         let visitor = self.sessions.visitor_key(ip, ua, &link.workspace().id, now);
         let session = self.sessions.touch(visitor, now);
-        let referer = h.referer.as_ref().and_then(|v| v.to_str().ok());
+        let referer = h.referer();
         self.key_buf.clear();
         self.key_buf.extend_from_slice(referer.unwrap_or("").as_bytes());
         self.key_buf.push(0);
@@ -247,12 +242,7 @@ impl Enricher {
         let destination = self.destinations.get_or_insert(hit.location.as_bytes(), || {
             click::destination_json(hit.location.to_str().unwrap_or(""))
         });
-        let language = h
-            .accept_language
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map(language::primary_language)
-            .unwrap_or_default();
+        let language = h.accept_language().map(language::primary_language).unwrap_or_default();
         ClickEvent {
             id: uuid::Uuid::now_v7(),
             time_micros: now,
