@@ -317,10 +317,24 @@ impl LinkTable {
     }
 
     /// Reads and builds the table from a file (`.jsonl`/`.ndjson`: JSON Lines, else CSV).
+    ///
+    /// A large file is read by several threads, each validating a stretch of whole lines and
+    /// making its links; the links then go into the table in file order, so duplicates are
+    /// reported against their first line exactly as a single pass would.
     pub fn load(
         path: &Path,
         server: &ServerConfig,
         domains: &BTreeMap<String, DomainConfig>,
+    ) -> Result<LinkTable, LinkTableError> {
+        LinkTable::load_in(path, server, domains, None)
+    }
+
+    /// [`load`](Self::load) in `stretches` parts (`None`: by the file's size and the CPUs).
+    fn load_in(
+        path: &Path,
+        server: &ServerConfig,
+        domains: &BTreeMap<String, DomainConfig>,
+        stretches: Option<usize>,
     ) -> Result<LinkTable, LinkTableError> {
         let origin = path.display().to_string();
         let read_error = |source| LinkTableError::Read {
@@ -328,10 +342,66 @@ impl LinkTable {
             source,
         };
         let file = std::fs::File::open(path).map_err(read_error)?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-        let mut builder = Builder::new(server, domains, &origin);
-        read_lines(&mut reader, &origin, is_json_lines(path), &mut builder).map_err(read_error)?;
-        builder.finish()
+        let size = file.metadata().map_err(read_error)?.len();
+        let json = is_json_lines(path);
+        let mut errors = Vec::new();
+        // CSV: the header first, since every stretch needs its column index.
+        let mut header = Stretch::new(&file, 0, size);
+        let (index, first_line) = if json {
+            (None, 1)
+        } else {
+            let mut reader = std::io::BufReader::with_capacity(64 * 1024, &mut header);
+            match read_header(&mut reader, &mut errors).map_err(read_error)? {
+                Header::Index {
+                    index,
+                    next_line,
+                    bytes,
+                } => {
+                    header = Stretch::new(&file, bytes, size);
+                    (Some(index), next_line)
+                }
+                Header::Broken => return Err(invalid(&origin, errors)),
+                Header::Missing => return Builder::new(server, domains).build(Vec::new(), errors, &origin),
+            }
+        };
+        let threads = stretches.unwrap_or(if size >= PARALLEL_MIN_BYTES {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_LOAD_THREADS))
+        } else {
+            1
+        });
+        let bounds = stretch_bounds(&file, header.pos, size, threads).map_err(read_error)?;
+        let read = |i: usize, range: (u64, u64)| {
+            let mut parser = LineParser::new(domains);
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, Stretch::new(&file, range.0, range.1));
+            // The first stretch knows its line numbers; the others count from 1 and are moved
+            // once the lines before them are counted.
+            let start = if i == 0 { first_line } else { 1 };
+            let next = read_lines(&mut reader, json, start, range.0 == 0, index.as_deref(), &mut parser)?;
+            Ok::<_, std::io::Error>((parser, next - start))
+        };
+        let results: Vec<std::io::Result<(LineParser<'_>, usize)>> = if bounds.len() == 1 {
+            vec![read(0, bounds[0])]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = bounds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, range)| scope.spawn(move || read(i, *range)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            })
+        };
+        let mut stretches = Vec::with_capacity(results.len());
+        let mut offset = 0;
+        for (i, result) in results.into_iter().enumerate() {
+            let (parser, lines) = result.map_err(read_error)?;
+            stretches.push((offset, parser));
+            offset += if i == 0 { first_line - 1 + lines } else { lines };
+        }
+        Builder::new(server, domains).build(stretches, errors, &origin)
     }
 
     /// Builds a table from CSV text (tests and benchmarks).
@@ -340,16 +410,94 @@ impl LinkTable {
         server: &ServerConfig,
         domains: &BTreeMap<String, DomainConfig>,
     ) -> Result<LinkTable, LinkTableError> {
-        let mut builder = Builder::new(server, domains, "links.csv");
-        read_lines(&mut text.as_bytes(), "links.csv", false, &mut builder).expect("reading from memory cannot fail");
-        builder.finish()
+        let origin = "links.csv";
+        let mut reader = text.as_bytes();
+        let mut errors = Vec::new();
+        let builder = Builder::new(server, domains);
+        let (index, first_line) = match read_header(&mut reader, &mut errors).expect("reading from memory cannot fail")
+        {
+            Header::Index { index, next_line, .. } => (index, next_line),
+            Header::Broken => return Err(invalid(origin, errors)),
+            Header::Missing => return builder.build(Vec::new(), errors, origin),
+        };
+        let mut parser = LineParser::new(domains);
+        read_lines(&mut reader, false, first_line, false, Some(&index), &mut parser)
+            .expect("reading from memory cannot fail");
+        builder.build(vec![(0, parser)], errors, origin)
     }
 }
 
-fn invalid(mut numbered: Vec<(usize, String)>) -> LinkTableError {
+/// Tables at least this large are read by several threads.
+const PARALLEL_MIN_BYTES: u64 = 4 << 20;
+/// Most threads reading one table.
+const MAX_LOAD_THREADS: usize = 8;
+
+/// A byte range of the open table file, read with positioned reads so that several threads can
+/// read their own ranges of one file at once.
+struct Stretch<'f> {
+    file: &'f std::fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'f> Stretch<'f> {
+    fn new(file: &'f std::fs::File, pos: u64, end: u64) -> Stretch<'f> {
+        Stretch { file, pos, end }
+    }
+}
+
+impl std::io::Read for Stretch<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let left = usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Where the stretches of `[start, end)` begin and end: `parts` ranges of about equal size, each
+/// starting at the beginning of a line.
+fn stretch_bounds(file: &std::fs::File, start: u64, end: u64, parts: usize) -> std::io::Result<Vec<(u64, u64)>> {
+    use std::os::unix::fs::FileExt;
+    let mut cuts = vec![start];
+    for i in 1..parts {
+        let target = start + (end - start) * i as u64 / parts as u64;
+        // The first line start at or after `target`: just past the first newline from target - 1.
+        let mut at = target.max(start + 1) - 1;
+        let mut buf = [0u8; 4096];
+        let cut = loop {
+            let n = file.read_at(&mut buf, at)?;
+            if n == 0 {
+                break end;
+            }
+            if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+                break (at + i as u64 + 1).min(end);
+            }
+            at += n as u64;
+        };
+        cuts.push(cut.max(*cuts.last().expect("starts with `start`")));
+    }
+    cuts.push(end);
+    cuts.dedup();
+    Ok(if cuts.len() < 2 {
+        vec![(start, end)]
+    } else {
+        cuts.windows(2).map(|w| (w[0], w[1])).collect()
+    })
+}
+
+fn invalid(origin: &str, mut numbered: Vec<(usize, String)>) -> LinkTableError {
     // Report in file order, whichever stage found the problem.
     numbered.sort_by_key(|(line, _)| *line);
-    let mut errors: Vec<String> = numbered.into_iter().map(|(_, e)| e).collect();
+    let mut errors: Vec<String> = numbered
+        .into_iter()
+        .map(|(n, e)| format!("{origin}:{n}: {e}"))
+        .collect();
     let total = errors.len();
     if total > MAX_REPORTED_ERRORS {
         errors.truncate(MAX_REPORTED_ERRORS);
@@ -467,26 +615,91 @@ fn split_csv_line<'a>(line: &'a str, out: &mut Vec<Cow<'a, str>>) -> Result<(), 
     }
 }
 
-/// Reads the table line by line and feeds the builder; nothing but the current line is held.
-fn read_lines(reader: &mut dyn BufRead, origin: &str, json: bool, builder: &mut Builder<'_>) -> std::io::Result<()> {
+/// What the start of a CSV table held.
+enum Header {
+    /// The column index, the number of the line after the header, and the bytes up to there.
+    Index {
+        index: Vec<Option<usize>>,
+        next_line: usize,
+        bytes: u64,
+    },
+    /// The header has errors (reported): nothing below it can be read.
+    Broken,
+    /// No line but blank ones.
+    Missing,
+}
+
+/// Reads a CSV table up to and including its header, the first line that is not blank.
+fn read_header(reader: &mut dyn BufRead, errors: &mut Vec<(usize, String)>) -> std::io::Result<Header> {
     let mut buf = Vec::with_capacity(1024);
     let mut n = 0usize;
-    let mut index: Option<Vec<Option<usize>>> = None;
+    let mut bytes = 0u64;
+    loop {
+        buf.clear();
+        let read = reader.read_until(b'\n', &mut buf)?;
+        if read == 0 {
+            return Ok(Header::Missing);
+        }
+        bytes += read as u64;
+        n += 1;
+        let Some(raw) = trim_line(&buf, n == 1) else { continue };
+        let Ok(line) = std::str::from_utf8(raw) else {
+            errors.push((n, "not UTF-8".into()));
+            return Ok(Header::Broken);
+        };
+        let mut split = Vec::with_capacity(COLUMNS.len());
+        if let Err(e) = split_csv_line(line, &mut split) {
+            errors.push((n, e.into()));
+            return Ok(Header::Broken);
+        }
+        let before = errors.len();
+        let index = header_index(&split, n, errors);
+        return Ok(if errors.len() > before {
+            Header::Broken
+        } else {
+            Header::Index {
+                index,
+                next_line: n + 1,
+                bytes,
+            }
+        });
+    }
+}
+
+/// A line without its end of line (and, on the file's first line, a byte order mark); `None`
+/// when it is blank.
+fn trim_line(buf: &[u8], first: bool) -> Option<&[u8]> {
+    let mut raw = buf;
+    raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if first {
+        raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    }
+    (!raw.iter().all(u8::is_ascii_whitespace)).then_some(raw)
+}
+
+/// Reads lines, numbered from `first_line`, and feeds them to the parser; nothing but the
+/// current line is held. `index` is the CSV header's column index (`None`: JSON Lines).
+/// Returns the number the next line would have.
+fn read_lines(
+    reader: &mut dyn BufRead,
+    json: bool,
+    first_line: usize,
+    file_start: bool,
+    index: Option<&[Option<usize>]>,
+    parser: &mut LineParser<'_>,
+) -> std::io::Result<usize> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut n = first_line - 1;
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
+            return Ok(n + 1);
         }
         n += 1;
-        let mut raw = &buf[..];
-        raw = raw.strip_suffix(b"\n").unwrap_or(raw);
-        raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if n == 1 {
-            raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
-        }
-        if raw.iter().all(u8::is_ascii_whitespace) {
+        let Some(raw) = trim_line(&buf, file_start && n == first_line) else {
             continue;
-        }
+        };
         if json {
             match serde_json::from_slice::<JsonRow>(raw) {
                 Ok(r) => {
@@ -508,39 +721,27 @@ fn read_lines(reader: &mut dyn BufRead, origin: &str, json: bool, builder: &mut 
                         .map(|(_, k)| *k)
                         .collect();
                     if missing.is_empty() {
-                        builder.add(n, fields);
+                        parser.add(n, fields);
                     } else {
-                        builder.error(n, format!("{origin}:{n}: missing key(s) {}", missing.join(", ")));
+                        parser.error(n, format!("missing key(s) {}", missing.join(", ")));
                     }
                 }
-                Err(e) => builder.error(n, format!("{origin}:{n}: not a link object: {e}")),
+                Err(e) => parser.error(n, format!("not a link object: {e}")),
             }
             continue;
         }
+        let Some(index) = index else { continue };
         let Ok(line) = std::str::from_utf8(raw) else {
-            builder.error(n, format!("{origin}:{n}: not UTF-8"));
+            parser.error(n, "not UTF-8".into());
             continue;
         };
         let mut split = Vec::with_capacity(COLUMNS.len());
         if let Err(e) = split_csv_line(line, &mut split) {
-            builder.error(n, format!("{origin}:{n}: {e}"));
-            if index.is_none() {
-                return Ok(()); // a broken header: nothing below can be read
-            }
+            parser.error(n, e.into());
             continue;
         }
-        let Some(index) = &index else {
-            index = Some(header_index(&split, n, origin, builder));
-            if builder.has_errors() {
-                return Ok(());
-            }
-            continue;
-        };
         if split.len() != index.len() {
-            builder.error(
-                n,
-                format!("{origin}:{n}: {} field(s), the header has {}", split.len(), index.len()),
-            );
+            parser.error(n, format!("{} field(s), the header has {}", split.len(), index.len()));
             continue;
         }
         let mut fields: Fields<'_> = Default::default();
@@ -549,34 +750,30 @@ fn read_lines(reader: &mut dyn BufRead, origin: &str, json: bool, builder: &mut 
                 fields[*c] = Some(value);
             }
         }
-        builder.add(n, fields);
+        parser.add(n, fields);
     }
-    Ok(())
 }
 
 /// Maps header columns to field slots; reports unknown, repeated and missing columns.
-fn header_index(header: &[Cow<'_, str>], n: usize, origin: &str, builder: &mut Builder<'_>) -> Vec<Option<usize>> {
+fn header_index(header: &[Cow<'_, str>], n: usize, errors: &mut Vec<(usize, String)>) -> Vec<Option<usize>> {
     let mut index: Vec<Option<usize>> = Vec::with_capacity(header.len());
     for name in header {
         let name = name.trim().to_ascii_lowercase();
         match COLUMNS.iter().position(|c| *c == name) {
             Some(pos) if index.contains(&Some(pos)) => {
-                builder.error(n, format!("{origin}:{n}: column '{name}' appears twice"));
+                errors.push((n, format!("column '{name}' appears twice")));
                 index.push(None);
             }
             Some(pos) => index.push(Some(pos)),
             None => {
-                builder.error(
-                    n,
-                    format!("{origin}:{n}: unknown column '{name}' (known: {})", COLUMNS.join(", ")),
-                );
+                errors.push((n, format!("unknown column '{name}' (known: {})", COLUMNS.join(", "))));
                 index.push(None);
             }
         }
     }
     for (pos, required) in REQUIRED.iter().enumerate() {
         if !index.contains(&Some(pos)) {
-            builder.error(n, format!("{origin}:{n}: missing column '{required}'"));
+            errors.push((n, format!("missing column '{required}'")));
         }
     }
     index
@@ -665,73 +862,32 @@ fn check_domain(d: &str) -> Result<Cow<'_, str>, String> {
     })
 }
 
-/// Builds the table one line at a time, collecting every error.
-struct Builder<'c> {
-    server: &'c ServerConfig,
+/// Validates lines and makes their links, collecting every error. One per stretch of the file,
+/// so that stretches can be read in parallel; [`Builder::build`] then files the links.
+struct LineParser<'c> {
     domain_configs: &'c BTreeMap<String, DomainConfig>,
-    origin: &'c str,
     interner: Interner,
-    domains: HashMap<Arc<str>, Domain>,
-    /// Every link by id, with its line, to report duplicate ids; dropped once the table is built.
-    ids: HashSet<ById>,
     /// Owners by their raw fields, each followed by a NUL.
     owners: HashMap<Box<str>, Arc<Owner>>,
     owner_key: String,
+    /// The links made, with their lines, in line order.
+    links: Vec<(usize, Arc<Link>)>,
+    /// Links per domain, to size each domain's map once.
+    per_domain: HashMap<Arc<str>, usize>,
+    /// Problems, as (line, message).
     errors: Vec<(usize, String)>,
-    count: usize,
-    permanent: HeaderValue,
-    temporary: HeaderValue,
 }
 
-impl<'c> Builder<'c> {
-    fn new(
-        server: &'c ServerConfig,
-        domain_configs: &'c BTreeMap<String, DomainConfig>,
-        origin: &'c str,
-    ) -> Builder<'c> {
-        let mut b = Builder {
-            server,
+impl<'c> LineParser<'c> {
+    fn new(domain_configs: &'c BTreeMap<String, DomainConfig>) -> LineParser<'c> {
+        LineParser {
             domain_configs,
-            origin,
             interner: Interner::default(),
-            domains: HashMap::default(),
-            ids: HashSet::default(),
             owners: HashMap::default(),
             owner_key: String::new(),
+            links: Vec::new(),
+            per_domain: HashMap::default(),
             errors: Vec::new(),
-            count: 0,
-            permanent: HeaderValue::from_str(&server.cache_control_permanent)
-                .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_PERMANENT)),
-            temporary: HeaderValue::from_str(&server.cache_control_temporary)
-                .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_TEMPORARY)),
-        };
-        for name in domain_configs.keys() {
-            let name = b.interner.str(name);
-            let d = b.new_domain(name.clone());
-            b.domains.insert(name, d);
-        }
-        b
-    }
-
-    fn new_domain(&self, name: Arc<str>) -> Domain {
-        let default_config = DomainConfig {
-            forward_query: true,
-            ..DomainConfig::default()
-        };
-        let c = self.domain_configs.get(&*name).unwrap_or(&default_config);
-        Domain {
-            name,
-            forward_query: c.forward_query,
-            https_only: c.https_only,
-            not_found: c.not_found_url.as_deref().map(header_value),
-            root: c.root_url.as_deref().map(header_value),
-            robots_txt: Bytes::from(c.robots_txt.clone().unwrap_or_else(|| DEFAULT_ROBOTS_TXT.to_string())),
-            counters: Arc::default(),
-            cache_control: c.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()),
-            cache_control_permanent: self.permanent.clone(),
-            cache_control_temporary: self.temporary.clone(),
-            links: HashSet::default(),
-            folded: None,
         }
     }
 
@@ -739,11 +895,7 @@ impl<'c> Builder<'c> {
         self.errors.push((line, message));
     }
 
-    fn has_errors(&self) -> bool {
-        !self.errors.is_empty()
-    }
-
-    /// Validates one line and adds its link.
+    /// Validates one line and makes its link.
     fn add(&mut self, n: usize, fields: Fields<'_>) {
         let [
             id,
@@ -756,22 +908,21 @@ impl<'c> Builder<'c> {
             workspace_name,
             domain_id,
         ] = fields;
-        let origin = self.origin;
-        let mut line_errors = Vec::new();
+        let errors_before = self.errors.len();
         let id = id.unwrap_or_default();
         if id.trim().is_empty() {
-            line_errors.push("id is empty".to_string());
+            self.error(n, "id is empty".to_string());
         }
         let domain = check_domain(domain.as_deref().unwrap_or(""))
-            .map_err(|e| line_errors.push(e))
+            .map_err(|e| self.errors.push((n, e)))
             .ok();
         let slashtag = slashtag.unwrap_or_default();
         if let Err(e) = check_slashtag(&slashtag) {
-            line_errors.push(e);
+            self.error(n, e);
         }
         let destination = destination.unwrap_or_default();
         let url = config::check_redirect_url(destination.trim())
-            .map_err(|e| line_errors.push(format!("destination {e}")))
+            .map_err(|e| self.errors.push((n, format!("destination {e}"))))
             .ok();
         let status = match status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
@@ -779,27 +930,16 @@ impl<'c> Builder<'c> {
                 .parse::<u16>()
                 .map_err(|_| format!("status '{s}' is not a number"))
                 .and_then(config::check_status)
-                .map_err(|e| line_errors.push(e))
+                .map_err(|e| self.errors.push((n, e)))
                 .ok(),
         };
-        if !line_errors.is_empty() {
-            self.errors
-                .extend(line_errors.into_iter().map(|e| (n, format!("{origin}:{n}: {e}"))));
+        if self.errors.len() > errors_before {
             return;
         }
         let (Some(domain), Some(url)) = (domain, url) else {
             return;
         };
-        if let Some(ById(_, first)) = self.ids.get(&*id) {
-            self.errors
-                .push((n, format!("{origin}:{n}: id '{id}' is already used on line {first}")));
-            return;
-        }
         let domain_name = self.interner.str(&domain);
-        if !self.domains.contains_key(&domain_name) {
-            let d = self.new_domain(domain_name.clone());
-            self.domains.insert(domain_name.clone(), d);
-        }
         let status = status
             .or_else(|| self.domain_configs.get(&*domain).and_then(|c| c.status))
             .unwrap_or(StatusCode::MOVED_PERMANENTLY);
@@ -837,29 +977,115 @@ impl<'c> Builder<'c> {
                 owner
             }
         };
-        let link = Arc::new(Link::new(&id, &slashtag, status, location, owner));
-        let entry = self.domains.get_mut(&domain_name).expect("inserted above");
-        if let Some(existing) = entry.links.get(&*slashtag) {
-            self.errors.push((
-                n,
-                format!(
-                    "{origin}:{n}: duplicate link {domain}/{slashtag} (first defined as id '{}')",
-                    existing.0.id()
-                ),
-            ));
-            return;
+        *self.per_domain.entry(domain_name).or_default() += 1;
+        self.links
+            .push((n, Arc::new(Link::new(&id, &slashtag, status, location, owner))));
+    }
+}
+
+/// Files the links of every stretch into the table, in file order, and reports duplicates.
+struct Builder<'c> {
+    server: &'c ServerConfig,
+    domain_configs: &'c BTreeMap<String, DomainConfig>,
+    permanent: HeaderValue,
+    temporary: HeaderValue,
+}
+
+impl<'c> Builder<'c> {
+    fn new(server: &'c ServerConfig, domain_configs: &'c BTreeMap<String, DomainConfig>) -> Builder<'c> {
+        Builder {
+            server,
+            domain_configs,
+            permanent: HeaderValue::from_str(&server.cache_control_permanent)
+                .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_PERMANENT)),
+            temporary: HeaderValue::from_str(&server.cache_control_temporary)
+                .unwrap_or_else(|_| HeaderValue::from_static(config::DEFAULT_CACHE_CONTROL_TEMPORARY)),
         }
-        self.ids.insert(ById(link.clone(), n as u32));
-        entry.links.insert(BySlashtag(link));
-        self.count += 1;
     }
 
-    fn finish(mut self) -> Result<LinkTable, LinkTableError> {
-        if !self.errors.is_empty() {
-            return Err(invalid(self.errors));
+    fn new_domain(&self, name: Arc<str>) -> Domain {
+        let default_config = DomainConfig {
+            forward_query: true,
+            ..DomainConfig::default()
+        };
+        let c = self.domain_configs.get(&*name).unwrap_or(&default_config);
+        Domain {
+            name,
+            forward_query: c.forward_query,
+            https_only: c.https_only,
+            not_found: c.not_found_url.as_deref().map(header_value),
+            root: c.root_url.as_deref().map(header_value),
+            robots_txt: Bytes::from(c.robots_txt.clone().unwrap_or_else(|| DEFAULT_ROBOTS_TXT.to_string())),
+            counters: Arc::default(),
+            cache_control: c.cache_control.as_deref().and_then(|v| HeaderValue::from_str(v).ok()),
+            cache_control_permanent: self.permanent.clone(),
+            cache_control_temporary: self.temporary.clone(),
+            links: HashSet::default(),
+            folded: None,
         }
-        drop(self.ids);
-        for domain in self.domains.values_mut() {
+    }
+
+    /// The table from the stretches, each with the number of lines before it; `errors` are
+    /// those found before (the header's).
+    fn build(
+        self,
+        stretches: Vec<(usize, LineParser<'_>)>,
+        mut errors: Vec<(usize, String)>,
+        origin: &str,
+    ) -> Result<LinkTable, LinkTableError> {
+        let mut domains: HashMap<Arc<str>, Domain> = HashMap::default();
+        for name in self.domain_configs.keys() {
+            let name: Arc<str> = Arc::from(name.as_str());
+            domains.insert(name.clone(), self.new_domain(name));
+        }
+        let mut total = 0;
+        for (_, stretch) in &stretches {
+            for (name, count) in &stretch.per_domain {
+                let domain = match domains.get_mut(&**name) {
+                    Some(d) => d,
+                    None => domains.entry(name.clone()).or_insert(self.new_domain(name.clone())),
+                };
+                domain.links.reserve(*count);
+                total += count;
+            }
+        }
+        // Every link by id, with its line, to report duplicate ids; dropped once the table is
+        // built. Sized once, like the domains' maps: growing them would hash every link again.
+        let mut ids: HashSet<ById> = HashSet::with_capacity_and_hasher(total, Default::default());
+        let mut count = 0;
+        for (offset, stretch) in stretches {
+            errors.extend(stretch.errors.into_iter().map(|(n, e)| (n + offset, e)));
+            for (n, link) in stretch.links {
+                let n = n + offset;
+                if let Some(ById(_, first)) = ids.get(link.id()) {
+                    errors.push((n, format!("id '{}' is already used on line {first}", link.id())));
+                    continue;
+                }
+                let domain = domains
+                    .get_mut(&**link.domain())
+                    .expect("every link's domain was added above");
+                if let Some(existing) = domain.links.get(link.slashtag()) {
+                    errors.push((
+                        n,
+                        format!(
+                            "duplicate link {}/{} (first defined as id '{}')",
+                            link.domain(),
+                            link.slashtag(),
+                            existing.0.id()
+                        ),
+                    ));
+                    continue;
+                }
+                ids.insert(ById(link.clone(), n as u32));
+                domain.links.insert(BySlashtag(link));
+                count += 1;
+            }
+        }
+        drop(ids);
+        if !errors.is_empty() {
+            return Err(invalid(origin, errors));
+        }
+        for domain in domains.values_mut() {
             let enabled = self
                 .domain_configs
                 .get(&*domain.name)
@@ -870,9 +1096,9 @@ impl<'c> Builder<'c> {
             }
         }
         Ok(LinkTable {
-            domains: self.domains,
+            domains,
             default_domain: self.server.default_domain.as_deref().map(Arc::from),
-            links: self.count,
+            links: count,
         })
     }
 }
@@ -1001,6 +1227,20 @@ mod tests {
         assert!(table("").unwrap().is_empty());
     }
 
+    fn load_file(name: &str, text: &[u8], stretches: usize) -> Result<LinkTable, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let c = Config::embedded_default();
+        LinkTable::load_in(&path, &c.server, &c.domains, Some(stretches)).map_err(|e| match e {
+            LinkTableError::Invalid { errors, .. } => errors
+                .into_iter()
+                .map(|e| e.strip_prefix(&format!("{}:", path.display())).unwrap().to_string())
+                .collect(),
+            e => vec![e.to_string()],
+        })
+    }
+
     #[test]
     fn json_lines() {
         let text = br#"{"id":"1","domain":"a.test","slashtag":"x","destination":"https://e.test/","status":302}
@@ -1008,27 +1248,62 @@ mod tests {
 {"id":"2","domain":"a.test","destination":"https://e.test/"}
 not json
 {"id":"3","domain":"a.test","slashtag":"y","destination":"https://e.test/","color":"red"}"#;
-        let c = Config::embedded_default();
-        let mut b = Builder::new(&c.server, &c.domains, "l.jsonl");
-        read_lines(&mut &text[..], "l.jsonl", true, &mut b).unwrap();
-        let errs: Vec<String> = b.errors.iter().map(|(_, e)| e.clone()).collect();
-        assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(errs[0].starts_with("l.jsonl:3: missing key(s) slashtag"));
-        assert!(errs[1].starts_with("l.jsonl:4: not a link object"));
-        assert!(errs[2].starts_with("l.jsonl:5:"));
-        let mut b = Builder::new(&c.server, &c.domains, "l.jsonl");
-        read_lines(
-            &mut &text[..text.iter().position(|&x| x == b'\n').unwrap()],
-            "l.jsonl",
-            true,
-            &mut b,
-        )
-        .unwrap();
-        let t = b.finish().unwrap();
+        for stretches in [1, 2, 4] {
+            let errs = load_file("l.jsonl", text, stretches).err().unwrap();
+            assert_eq!(errs.len(), 3, "{errs:?}");
+            assert!(errs[0].starts_with("3: missing key(s) slashtag"), "{errs:?}");
+            assert!(errs[1].starts_with("4: not a link object"), "{errs:?}");
+            assert!(errs[2].starts_with("5:"), "{errs:?}");
+        }
+        let first = &text[..text.iter().position(|&x| x == b'\n').unwrap()];
+        let t = load_file("l.jsonl", first, 1).unwrap();
         assert_eq!(
             t.domain("a.test").unwrap().lookup("x").unwrap().status,
             StatusCode::FOUND
         );
+    }
+
+    #[test]
+    fn a_file_read_in_stretches_gives_the_same_table_and_errors() {
+        let mut good = String::from("\u{feff}\r\nid,domain,slashtag,destination\r\n");
+        for i in 0..500 {
+            good.push_str(&format!("{i},d{}.test,s{i},https://e.test/{i}\r\n", i % 3));
+            if i % 97 == 0 {
+                good.push_str("\r\n");
+            }
+        }
+        for stretches in [1, 2, 3, 7, 64] {
+            let t = load_file("l.csv", good.as_bytes(), stretches).unwrap();
+            assert_eq!(t.len(), 500);
+            assert_eq!(t.domain("d2.test").unwrap().lookup("s500").map(|l| l.id()), None);
+            assert_eq!(t.domain("d1.test").unwrap().lookup("s499").unwrap().id(), "499");
+            assert_eq!(t.domain("d0.test").unwrap().lookup("s0").unwrap().id(), "0");
+        }
+        // Errors anywhere keep their absolute line numbers; duplicates name the first line.
+        let mut bad = String::from("id,domain,slashtag,destination\n");
+        for i in 0..300 {
+            match i {
+                10 => bad.push_str("dup,a.test,x,https://e.test/\n"),
+                250 => bad.push_str("dup,a.test,y,https://e.test/\n"),
+                260 => bad.push_str("z,a.test,x,https://e.test/\n"),
+                270 => bad.push_str("w,a.test,q,ftp://e.test/\n"),
+                _ => bad.push_str(&format!("{i},a.test,s{i},https://e.test/\n")),
+            }
+        }
+        let single = load_file("l.csv", bad.as_bytes(), 1).err().unwrap();
+        assert_eq!(single.len(), 3, "{single:?}");
+        assert!(
+            single[0].starts_with("252: id 'dup' is already used on line 12"),
+            "{single:?}"
+        );
+        assert!(
+            single[1].starts_with("262: duplicate link a.test/x (first defined as id 'dup')"),
+            "{single:?}"
+        );
+        assert!(single[2].starts_with("272: destination"), "{single:?}");
+        for stretches in [2, 3, 5, 16] {
+            assert_eq!(load_file("l.csv", bad.as_bytes(), stretches).err().unwrap(), single);
+        }
     }
 
     #[test]
