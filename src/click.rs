@@ -2,8 +2,8 @@
 //! response path, and the [`ClickEvent`] it becomes — the product's payload, in exactly the shape
 //! of the Clickstream example (`data` items of a webhook body, lines of S3 and file objects).
 //!
-//! The hit path only copies header handles (reference-counted slices of the request buffer) into
-//! a `Hit` and offers it to the queue; `enrich` turns hits into events on its own thread.
+//! The hit path only copies the few header values enrichment reads into a `Hit` (one small
+//! buffer) and offers it to the queue; `enrich` turns hits into events on its own thread.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
