@@ -113,8 +113,9 @@ pub struct GeoDb {
     /// Node where IPv4 lookups start (the node reached by 96 zero bits in an
     /// IPv6 tree, RFC 4291 §2.5.5.1 style `::a.b.c.d` placement).
     ipv4_start: usize,
-    /// Country of each data record the tree points to, by data-section offset.
-    countries: HashMap<u32, CountryCode>,
+    /// Country of each data record the tree points to, by data-section offset. The offsets come
+    /// from the database, not from requests, so the map uses foldhash rather than SipHash.
+    countries: HashMap<u32, CountryCode, foldhash::fast::RandomState>,
     database_type: String,
     build_epoch: u64,
 }
@@ -252,7 +253,7 @@ impl GeoDb {
             record_size: meta.record_size,
             ip_version: meta.ip_version,
             ipv4_start: 0,
-            countries: HashMap::new(),
+            countries: HashMap::default(),
             database_type: meta.database_type,
             build_epoch: meta.build_epoch,
         };
