@@ -386,11 +386,21 @@ impl LinkTable {
                 let handles: Vec<_> = bounds
                     .iter()
                     .enumerate()
-                    .map(|(i, range)| scope.spawn(move || read(i, *range)))
+                    .map(|(i, range)| {
+                        let range = *range;
+                        std::thread::Builder::new()
+                            .name("clickstream-load".into())
+                            .spawn_scoped(scope, move || read(i, range))
+                    })
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .zip(bounds.iter().enumerate())
+                    .map(|(handle, (i, range))| match handle {
+                        Ok(h) => h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        // No thread to be had: read that stretch here.
+                        Err(_) => read(i, *range),
+                    })
                     .collect()
             })
         };
