@@ -876,6 +876,8 @@ fn check_domain(d: &str) -> Result<Cow<'_, str>, String> {
 /// so that stretches can be read in parallel; [`Builder::build`] then files the links.
 struct LineParser<'c> {
     domain_configs: &'c BTreeMap<String, DomainConfig>,
+    /// Strings and owners are interned per stretch: a table read in stretches holds a few
+    /// copies of each (one per stretch), which costs nothing next to the links.
     interner: Interner,
     /// Owners by their raw fields, each followed by a NUL.
     owners: HashMap<Box<str>, Arc<Owner>>,
