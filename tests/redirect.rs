@@ -298,10 +298,11 @@ async fn reload_under_load_never_shows_a_half_table() {
     let t = start(LINKS, "").await;
     let links_path = t.path("links.csv");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..4 {
         let url = t.url("/spring-sale");
-        let stop = stop.clone();
+        let (stop, done) = (stop.clone(), done.clone());
         workers.push(tokio::spawn(async move {
             let c = client();
             let mut seen = std::collections::BTreeMap::<String, u32>::new();
@@ -309,11 +310,24 @@ async fn reload_under_load_never_shows_a_half_table() {
                 let r = c.get(&url).header("host", "brand.link").send().await.unwrap();
                 assert_eq!(r.status(), 301);
                 *seen.entry(header(&r, "location")).or_default() += 1;
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Waits until `n` more requests were answered than `from` (each worker has at most one in
+    // flight, so after 4 + 4 of them some started after the call).
+    let answered_past = |from: usize, n: usize| {
+        let done = done.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while done.load(std::sync::atomic::Ordering::Relaxed) < from + n {
+                assert!(tokio::time::Instant::now() < deadline, "the load stalled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    answered_past(0, 4).await;
     // A valid new table, written aside and renamed over the old one: picked up by the watcher.
     let new = LINKS.replace("https://shop.example.com/spring?", "https://shop.example.com/v2?");
     let tmp = t.path("links.csv.new");
@@ -327,7 +341,7 @@ async fn reload_under_load_never_shows_a_half_table() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    answered_past(done.load(std::sync::atomic::Ordering::Relaxed), 8).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut all = std::collections::BTreeMap::<String, u32>::new();
     for w in workers {

@@ -87,17 +87,13 @@ async fn failures_are_retried_until_delivered() {
     let rx = Receiver::start(Mode::Status(500, None)).await;
     let t = start(LINKS, &sink(&rx.url(), "batch_max_age = \"50ms\"")).await;
     clicks(&t, 3, "/a").await;
-    // 500, then redirects and auth errors: all retried, never dropped.
-    for mode in [
-        Mode::Status(503, None),
-        Mode::Status(302, None),
-        Mode::Status(401, None),
-        Mode::Status(404, None),
-    ] {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        rx.set_mode(mode);
+    // 500, then redirects and auth errors: all retried, never dropped. Each answer is seen at
+    // least once before the endpoint changes it.
+    rx.wait_for_answer(500, Duration::from_secs(10)).await;
+    for status in [503, 302, 401, 404] {
+        rx.set_mode(Mode::Status(status, None));
+        rx.wait_for_answer(status, Duration::from_secs(10)).await;
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(rx.delivered().is_empty());
     rx.set_mode(Mode::Ok);
     let events = rx.wait_for_events(3, Duration::from_secs(10)).await;

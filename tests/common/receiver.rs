@@ -105,6 +105,15 @@ impl Receiver {
             .collect()
     }
 
+    /// Waits until some request was answered with `status`.
+    pub async fn wait_for_answer(&self, status: u16, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.requests().iter().any(|r| r.answered == status) {
+            assert!(Instant::now() < deadline, "no request was answered {status}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until at least `n` events were accepted.
     pub async fn wait_for_events(&self, n: usize, limit: Duration) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + limit;
