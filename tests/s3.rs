@@ -172,8 +172,14 @@ async fn objects_land_under_hourly_keys_and_survive_an_outage() {
     for _ in 0..30 {
         click(c.clone()).await;
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(metric(&p.metrics().await, "clickstream_sink_retries_total{sink=\"lake\"}") >= 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(&p.metrics().await, "clickstream_sink_retries_total{sink=\"lake\"}") < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retry while the store is down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     s3.resume().await;
     let all = common::wait_for(Duration::from_secs(20), || {
         let objs = objects(&bucket);
@@ -228,9 +234,18 @@ async fn denied_credentials_are_retried_and_lose_nothing() {
             .unwrap();
         assert_eq!(r.status(), 301);
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let m = p.metrics().await;
-    assert!(metric(&m, "clickstream_sink_retries_total{sink=\"lake\"}") >= 1, "{m}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let m = p.metrics().await;
+        if metric(&m, "clickstream_sink_retries_total{sink=\"lake\"}") >= 1 {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retry of a denied upload: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(metric(&m, "clickstream_sink_delivered_total{sink=\"lake\"}"), 0, "{m}");
     assert!(objects(&root.join("lake")).is_empty());
     p.signal("TERM");

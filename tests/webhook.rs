@@ -135,7 +135,12 @@ async fn a_hanging_endpoint_times_out_and_is_retried() {
     let rx = Receiver::start(Mode::Hang).await;
     let t = start(LINKS, &sink(&rx.url(), "batch_max_age = \"50ms\"\ntimeout = \"300ms\"")).await;
     clicks(&t, 2, "/a").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The first request hangs until the sink's timeout, whatever the endpoint does next.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rx.arrived() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no request reached the endpoint");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     rx.set_mode(Mode::Ok);
     let events = rx.wait_for_events(2, Duration::from_secs(10)).await;
     assert_eq!(events.len(), 2);
@@ -214,7 +219,7 @@ async fn signed_requests_verify_and_keep_their_id_across_retries() {
     )
     .await;
     clicks(&t, 2, "/a").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    rx.wait_for_answer(500, Duration::from_secs(10)).await;
     rx.set_mode(Mode::Ok);
     rx.wait_for_events(2, Duration::from_secs(10)).await;
     let reqs = rx.requests();

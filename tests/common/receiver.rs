@@ -46,6 +46,8 @@ impl Received {
 struct State {
     mode: Option<Mode>,
     requests: Vec<Received>,
+    /// Requests whose body was read, answered or not (a hanging one is never answered).
+    arrived: usize,
 }
 
 /// The receiver; `stop` takes it down, `start` brings it back on the same port.
@@ -62,6 +64,7 @@ impl Receiver {
         let state = Arc::new(Mutex::new(State {
             mode: Some(mode),
             requests: Vec::new(),
+            arrived: 0,
         }));
         let task = Some(tokio::spawn(serve(listener, state.clone())));
         Receiver { addr, state, task }
@@ -103,6 +106,11 @@ impl Receiver {
             .filter(|r| (200..300).contains(&r.answered))
             .flat_map(|r| r.events())
             .collect()
+    }
+
+    /// Requests whose body was read, including any still hanging.
+    pub fn arrived(&self) -> usize {
+        self.state.lock().unwrap().arrived
     }
 
     /// Waits until some request was answered with `status`.
@@ -152,7 +160,11 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
                 async move {
                     let (parts, body) = req.into_parts();
                     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                    let mode = state.lock().unwrap().mode.clone().unwrap_or(Mode::Ok);
+                    let mode = {
+                        let mut state = state.lock().unwrap();
+                        state.arrived += 1;
+                        state.mode.clone().unwrap_or(Mode::Ok)
+                    };
                     let events = serde_json::from_slice::<serde_json::Value>(&body)
                         .ok()
                         .and_then(|v| v["data"].as_array().map(|a| a.len()))
