@@ -342,8 +342,14 @@ impl LinkTable {
             source,
         };
         let file = std::fs::File::open(path).map_err(read_error)?;
-        let size = file.metadata().map_err(read_error)?.len();
+        let metadata = file.metadata().map_err(read_error)?;
         let json = is_json_lines(path);
+        if !metadata.is_file() {
+            // A named pipe or a device: no size to split by and no positions to read at.
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
+            return read_sequential(&mut reader, json, &origin, server, domains);
+        }
+        let size = metadata.len();
         let mut errors = Vec::new();
         // CSV: the header first, since every stretch needs its column index.
         let mut header = Stretch::new(&file, 0, size);
@@ -420,21 +426,36 @@ impl LinkTable {
         server: &ServerConfig,
         domains: &BTreeMap<String, DomainConfig>,
     ) -> Result<LinkTable, LinkTableError> {
-        let origin = "links.csv";
-        let mut reader = text.as_bytes();
-        let mut errors = Vec::new();
-        let builder = Builder::new(server, domains);
-        let (index, first_line) = match read_header(&mut reader, &mut errors).expect("reading from memory cannot fail")
-        {
-            Header::Index { index, next_line, .. } => (index, next_line),
+        read_sequential(&mut text.as_bytes(), false, "links.csv", server, domains)
+    }
+}
+
+/// Reads a table in one pass on the calling thread: text in memory, a pipe, a device.
+fn read_sequential(
+    reader: &mut dyn BufRead,
+    json: bool,
+    origin: &str,
+    server: &ServerConfig,
+    domains: &BTreeMap<String, DomainConfig>,
+) -> Result<LinkTable, LinkTableError> {
+    let read_error = |source| LinkTableError::Read {
+        path: origin.to_string(),
+        source,
+    };
+    let mut errors = Vec::new();
+    let builder = Builder::new(server, domains);
+    let (index, first_line) = if json {
+        (None, 1)
+    } else {
+        match read_header(reader, &mut errors).map_err(read_error)? {
+            Header::Index { index, next_line, .. } => (Some(index), next_line),
             Header::Broken => return Err(invalid(origin, errors)),
             Header::Missing => return builder.build(Vec::new(), errors, origin),
-        };
-        let mut parser = LineParser::new(domains);
-        read_lines(&mut reader, false, first_line, false, Some(&index), &mut parser)
-            .expect("reading from memory cannot fail");
-        builder.build(vec![(0, parser)], errors, origin)
-    }
+        }
+    };
+    let mut parser = LineParser::new(domains);
+    read_lines(reader, json, first_line, json, index.as_deref(), &mut parser).map_err(read_error)?;
+    builder.build(vec![(0, parser)], errors, origin)
 }
 
 /// Tables at least this large are read by several threads.
