@@ -96,6 +96,19 @@ fn objects(bucket_dir: &Path) -> Vec<(String, Vec<serde_json::Value>)> {
     out
 }
 
+/// The node's metrics once its `lake` sink has retried at least once (20 s at most).
+async fn metrics_after_a_retry(p: &Process) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = p.metrics().await;
+        if metric(&m, "clickstream_sink_retries_total{sink=\"lake\"}") >= 1 {
+            return m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the sink never retried: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_land_under_hourly_keys_and_survive_an_outage() {
     let dir = tempfile::tempdir().unwrap();
@@ -172,14 +185,7 @@ async fn objects_land_under_hourly_keys_and_survive_an_outage() {
     for _ in 0..30 {
         click(c.clone()).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while metric(&p.metrics().await, "clickstream_sink_retries_total{sink=\"lake\"}") < 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no retry while the store is down"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    metrics_after_a_retry(&p).await;
     s3.resume().await;
     let all = common::wait_for(Duration::from_secs(20), || {
         let objs = objects(&bucket);
@@ -234,18 +240,7 @@ async fn denied_credentials_are_retried_and_lose_nothing() {
             .unwrap();
         assert_eq!(r.status(), 301);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let m = loop {
-        let m = p.metrics().await;
-        if metric(&m, "clickstream_sink_retries_total{sink=\"lake\"}") >= 1 {
-            break m;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no retry of a denied upload: {m}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let m = metrics_after_a_retry(&p).await;
     assert_eq!(metric(&m, "clickstream_sink_delivered_total{sink=\"lake\"}"), 0, "{m}");
     assert!(objects(&root.join("lake")).is_empty());
     p.signal("TERM");
