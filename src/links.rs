@@ -352,20 +352,16 @@ impl LinkTable {
         let size = metadata.len();
         let mut errors = Vec::new();
         // CSV: the header first, since every stretch needs its column index.
-        let mut header = Stretch::new(&file, 0, size);
-        let (index, first_line) = if json {
-            (None, 1)
+        let (index, first_line, body_start) = if json {
+            (None, 1, 0)
         } else {
-            let mut reader = std::io::BufReader::with_capacity(64 * 1024, &mut header);
+            let mut reader = std::io::BufReader::with_capacity(64 * 1024, Stretch::new(&file, 0, size));
             match read_header(&mut reader, &mut errors).map_err(read_error)? {
                 Header::Index {
                     index,
                     next_line,
                     bytes,
-                } => {
-                    header = Stretch::new(&file, bytes, size);
-                    (Some(index), next_line)
-                }
+                } => (Some(index), next_line, bytes),
                 Header::Broken => return Err(invalid(&origin, errors)),
                 Header::Missing => return Builder::new(server, domains).build(Vec::new(), errors, &origin),
             }
@@ -375,7 +371,7 @@ impl LinkTable {
         } else {
             1
         });
-        let bounds = stretch_bounds(&file, header.pos, size, threads).map_err(read_error)?;
+        let bounds = stretch_bounds(&file, body_start, size, threads).map_err(read_error)?;
         let read = |i: usize, range: (u64, u64)| {
             let mut parser = LineParser::new(domains);
             let mut reader = std::io::BufReader::with_capacity(1 << 20, Stretch::new(&file, range.0, range.1));
