@@ -116,8 +116,8 @@ fn hit(t: &LinkTable, ua: &str, peer: &str) -> Hit {
     headers.insert("referer", "http://m.facebook.com/".parse().unwrap());
     Hit {
         time: SystemTime::now(),
-        location: link.location.clone(),
         link,
+        merged_location: None,
         peer: peer.parse().unwrap(),
         head: false,
         headers: HitHeaders::capture(&headers),

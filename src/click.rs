@@ -29,8 +29,9 @@ pub struct Hit {
     pub time: SystemTime,
     /// The link that answered.
     pub link: Arc<Link>,
-    /// The `Location` actually sent (with the request's query merged in).
-    pub location: HeaderValue,
+    /// The `Location` sent when the request's query was merged into the link's destination;
+    /// `None` when it was the link's own.
+    pub merged_location: Option<HeaderValue>,
     /// Socket peer; the client address is resolved from it and the forwarding headers later.
     pub peer: IpAddr,
     /// A `HEAD` request (classified as a bot).

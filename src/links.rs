@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::io::BufRead;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -82,7 +82,7 @@ pub struct Owner {
 /// One branded short link, ready to answer.
 ///
 /// Kept small, since a table holds millions: the id and slashtag share one allocation, and
-/// what many links have in common is one shared [`Owner`]. 96 bytes with its reference count,
+/// what many links have in common is one shared [`Owner`]. 112 bytes with its reference count,
 /// plus the two strings.
 #[derive(Debug)]
 pub struct Link {
@@ -96,6 +96,10 @@ pub struct Link {
     pub location: HeaderValue,
     /// Domain, creator and workspace.
     pub owner: Arc<Owner>,
+    /// `route.destination` as JSON, made by the pipeline thread at the link's first click:
+    /// parsing the URL costs more than the rest of the event, and links are clicked again and
+    /// again. Lazily, so a table of millions of links pays only for those that are clicked.
+    destination_json: OnceLock<Arc<str>>,
 }
 
 impl Link {
@@ -108,6 +112,7 @@ impl Link {
             status,
             location,
             owner,
+            destination_json: OnceLock::new(),
         }
     }
 
@@ -145,6 +150,15 @@ impl Link {
     pub fn destination(&self) -> &str {
         // Built from a validated `&str` at load, so it is always visible ASCII or UTF-8.
         std::str::from_utf8(self.location.as_bytes()).unwrap_or("")
+    }
+
+    /// `route.destination` of this link's clicks as JSON ([`crate::click::destination_json`]),
+    /// made at the first call and kept.
+    pub fn destination_json(&self) -> Arc<str> {
+        Arc::clone(
+            self.destination_json
+                .get_or_init(|| crate::click::destination_json(self.destination())),
+        )
     }
 }
 

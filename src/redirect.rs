@@ -113,11 +113,12 @@ impl Router {
         let Some(link) = domain.lookup(&slashtag) else {
             return fallback(domain.not_found.as_ref());
         };
-        let location = match req.uri().query() {
-            Some(q) if domain.forward_query && !q.is_empty() => merged_location(link, q),
-            _ => link.location.clone(),
+        let merged = match req.uri().query() {
+            Some(q) if domain.forward_query && !q.is_empty() => Some(merged_location(link, q)),
+            _ => None,
         };
-        let response = redirect(link.status, location.clone(), domain.cache_control(link.status).clone());
+        let location = merged.clone().unwrap_or_else(|| link.location.clone());
+        let response = redirect(link.status, location, domain.cache_control(link.status).clone());
         domain.counters.redirect(link.status);
         if is_prefetch(req.headers()) {
             return (response, Outcome::Prefetch);
@@ -125,7 +126,7 @@ impl Router {
         self.clicks.offer(Hit {
             time: SystemTime::now(),
             link: Arc::clone(link),
-            location,
+            merged_location: merged,
             peer,
             head,
             headers: HitHeaders::capture(req.headers()),

@@ -211,3 +211,29 @@ async fn untrusted_peers_cannot_spoof_their_address() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(metric(&t.metrics().await, "clickstream_geoip_misses_total"), 1);
 }
+
+#[tokio::test]
+async fn the_destination_is_the_location_sent_with_the_query_merged_in() {
+    let t = start(LINKS, "").await;
+    for path in ["/golden", "/golden?utm_medium=email&x=1", "/golden"] {
+        let r = client()
+            .get(t.url(path))
+            .header("host", "brand.link")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 301, "{path}");
+    }
+    let events = t.wait_for_events(3).await;
+    let own = "https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=customersuccess";
+    let merged = "https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=email&x=1";
+    let raws: Vec<&str> = events
+        .iter()
+        .map(|e| e["route"]["destination"]["raw"].as_str().unwrap())
+        .collect();
+    assert_eq!(raws, [own, merged, own]);
+    assert_eq!(events[0]["route"]["destination"], seed_event()["route"]["destination"]);
+    let query = &events[1]["route"]["destination"]["params"]["query"];
+    assert_eq!(query["utm_medium"], serde_json::json!(["email"]), "{query}");
+    assert_eq!(query["x"], serde_json::json!(["1"]), "{query}");
+}

@@ -36,7 +36,7 @@ use session::SessionTracker;
 
 /// Entries per generation of the user-agent cache (two generations are kept).
 const UA_CACHE_GENERATION_ENTRIES: usize = 16_384;
-/// Entries per generation of the parsed-destination cache.
+/// Entries per generation of the cache of destinations with the request's query merged in.
 const DESTINATION_CACHE_GENERATION_ENTRIES: usize = 16_384;
 /// Entries per generation of the referrer cache (keyed by `Referer` and the link's domain).
 const REFERRAL_CACHE_GENERATION_ENTRIES: usize = 16_384;
@@ -150,7 +150,7 @@ pub struct Enricher {
     trusted: TrustedProxies,
     sessions: Arc<SessionTracker>,
     ua_cache: UaCache,
-    /// `Location` → `route.destination` as JSON.
+    /// Merged `Location` → `route.destination` as JSON (a link's own is kept by the link).
     destinations: TwoGenCache<str>,
     /// `Referer` and link domain → `referral` as JSON.
     referrals: TwoGenCache<str>,
@@ -239,9 +239,12 @@ impl Enricher {
                 },
             })
         });
-        let destination = self.destinations.get_or_insert(hit.location.as_bytes(), || {
-            click::destination_json(hit.location.to_str().unwrap_or(""))
-        });
+        let destination = match &hit.merged_location {
+            None => link.destination_json(),
+            Some(location) => self.destinations.get_or_insert(location.as_bytes(), || {
+                click::destination_json(location.to_str().unwrap_or(""))
+            }),
+        };
         let language = h.accept_language().map(language::primary_language).unwrap_or_default();
         ClickEvent {
             id: uuid::Uuid::now_v7(),
