@@ -8,10 +8,16 @@
 //! Limits and why they exist:
 //! - `max_connections`: a semaphore permit per open connection; at the limit the loop stops
 //!   accepting and new connections wait in the kernel's backlog instead of exhausting descriptors.
-//! - `header_read_timeout`: hyper's timer from when it starts waiting for a request head, which
-//!   also covers an idle keep-alive connection waiting for its next request (slowloris guard).
+//! - `header_read_timeout`: an HTTP/1.1 connection must complete a request head within this time
+//!   of opening and of its previous request head, which also closes a keep-alive connection idle
+//!   that long between requests and one that dribbles a head byte by byte (slowloris guard). An
+//!   HTTP/2 connection (by ALPN) is bounded by `idle_timeout` and hyper's pings instead.
 //! - `idle_timeout`: no byte read or written for that long closes the connection, whatever state
 //!   it is in (a client that stops reading its response, for instance).
+//!
+//! Both are watched by one timer per connection ([`Activity::expired`]) that the requests only
+//! stamp with an atomic store. hyper's own header timer would create and cancel a timer for
+//! every request, which cost about a tenth of the server's CPU per request under load.
 //! - `max_header_bytes`: hyper's read buffer limit; a larger head is answered 431.
 //!
 //! The TLS listener ([`serve_tls`]) runs the handshake (bounded by `header_read_timeout`) and
@@ -165,8 +171,12 @@ async fn accept_loop<F, Fut>(
 pub enum Protocol {
     /// HTTP/1.1 only (the plain listener).
     Http1,
-    /// HTTP/2 or HTTP/1.1, by ALPN (the TLS listener).
-    Auto,
+    /// HTTP/2 or HTTP/1.1, by ALPN (the TLS listener); `h2` when ALPN chose HTTP/2.
+    Auto {
+        /// ALPN chose `h2`: the connection's idle time is bounded by `idle_timeout` and the
+        /// HTTP/2 pings, not by `header_read_timeout`.
+        h2: bool,
+    },
 }
 
 /// Serves HTTP on one connection of any transport.
@@ -191,7 +201,7 @@ pub async fn serve_connection<I>(
         v4 => v4,
     };
     let clock = activity.clone();
-    let tls = protocol == Protocol::Auto;
+    let tls = matches!(protocol, Protocol::Auto { .. });
     let acme = limits.acme_challenge_dir.clone().map(Arc::new);
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let acme_file = acme.as_ref().and_then(|dir| acme_path(dir, req.uri().path()));
@@ -201,7 +211,7 @@ pub async fn serve_connection<I>(
         };
         // From the read that completed the request head to the built response: one clock read,
         // since the read already stamped its time.
-        router.metrics().request_latency.observe(clock.since_last_read());
+        router.metrics().request_latency.observe(clock.head_done());
         let router = router.clone();
         async move {
             Ok::<_, Infallible>(match (response, acme_file) {
@@ -213,24 +223,23 @@ pub async fn serve_connection<I>(
     });
     let result = match protocol {
         Protocol::Http1 => {
+            // No hyper timer: `Activity::expired` enforces `header_read_timeout`.
             let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
+                .header_read_timeout(None)
                 .max_buf_size(limits.max_header_bytes)
                 .keep_alive(true)
                 .serve_connection(io, service);
             let conn = watcher.watch(conn);
             tokio::select! {
                 r = conn => r.map_err(|e| e.to_string()),
-                _ = activity.idle(limits.idle_timeout) => Err("idle".to_string()),
+                why = activity.expired(limits.idle_timeout, Some(limits.header_read_timeout)) => Err(why.to_string()),
             }
         }
-        Protocol::Auto => {
+        Protocol::Auto { h2 } => {
             let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             builder
                 .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
+                .header_read_timeout(None)
                 .max_buf_size(limits.max_header_bytes)
                 .keep_alive(true);
             builder
@@ -242,7 +251,7 @@ pub async fn serve_connection<I>(
             let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
             tokio::select! {
                 r = conn => r.map_err(|e| e.to_string()),
-                _ = activity.idle(limits.idle_timeout) => Err("idle".to_string()),
+                why = activity.expired(limits.idle_timeout, (!h2).then_some(limits.header_read_timeout)) => Err(why.to_string()),
             }
         }
     };
@@ -315,7 +324,10 @@ pub async fn serve_tls(
                 (router.clone(), limits.clone(), counters.clone(), acceptor.clone());
             async move {
                 match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, peer, router, &limits, watcher, Protocol::Auto).await,
+                    Ok(Ok(tls)) => {
+                        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                        serve_connection(tls, peer, router, &limits, watcher, Protocol::Auto { h2 }).await
+                    }
                     Ok(Err(e)) => {
                         metrics.tls_handshake_errors.inc();
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -331,11 +343,13 @@ pub async fn serve_tls(
     .await
 }
 
-/// When a connection last read and last moved a byte, in nanoseconds since it opened.
+/// When a connection last read, last moved a byte and last completed a request head, in
+/// nanoseconds since it opened.
 struct Activity {
     opened: Instant,
     last_ns: AtomicU64,
     last_read_ns: AtomicU64,
+    last_head_ns: AtomicU64,
 }
 
 impl Activity {
@@ -344,6 +358,7 @@ impl Activity {
             opened: Instant::now(),
             last_ns: AtomicU64::new(0),
             last_read_ns: AtomicU64::new(0),
+            last_head_ns: AtomicU64::new(0),
         }
     }
 
@@ -361,19 +376,30 @@ impl Activity {
         self.last_read_ns.store(now, Ordering::Relaxed);
     }
 
-    /// Time since the last successful read.
-    fn since_last_read(&self) -> Duration {
-        Duration::from_nanos(self.now_ns().saturating_sub(self.last_read_ns.load(Ordering::Relaxed)))
+    /// Records a complete request head; returns the time since the read that completed it.
+    fn head_done(&self) -> Duration {
+        let now = self.now_ns();
+        self.last_head_ns.store(now, Ordering::Relaxed);
+        Duration::from_nanos(now.saturating_sub(self.last_read_ns.load(Ordering::Relaxed)))
     }
 
-    /// Resolves once the connection has been silent for `limit`.
-    async fn idle(&self, limit: Duration) {
+    /// Resolves, with the reason, once the connection has been silent for `idle`, or, given a
+    /// `head` limit, has gone that long since it opened or since its last request head without
+    /// completing another. One sleep per connection, rearmed only when it fires early.
+    async fn expired(&self, idle: Duration, head: Option<Duration>) -> &'static str {
+        let at =
+            |ns: &AtomicU64, limit: Duration| self.opened + Duration::from_nanos(ns.load(Ordering::Relaxed)) + limit;
         loop {
-            let last = Duration::from_nanos(self.last_ns.load(Ordering::Relaxed));
-            let deadline = self.opened + last + limit;
-            if Instant::now() >= deadline {
-                return;
+            let idle_deadline = at(&self.last_ns, idle);
+            let head_deadline = head.map(|limit| at(&self.last_head_ns, limit));
+            let now = Instant::now();
+            if now >= idle_deadline {
+                return "idle";
             }
+            if head_deadline.is_some_and(|d| now >= d) {
+                return "no request head in time";
+            }
+            let deadline = head_deadline.map_or(idle_deadline, |d| d.min(idle_deadline));
             tokio::time::sleep_until(deadline.into()).await;
         }
     }

@@ -261,6 +261,77 @@ async fn slow_headers_are_cut_off() {
 }
 
 #[tokio::test]
+async fn a_head_dribbled_byte_by_byte_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Every byte resets the idle timer, so only the head timer can close this connection.
+    let t = start(LINKS, "header_read_timeout = \"300ms\"\nidle_timeout = \"5s\"").await;
+    let s = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
+    let (mut read, mut write) = s.into_split();
+    let started = std::time::Instant::now();
+    let dribble = tokio::spawn(async move {
+        for b in b"GET /temp HTTP/1.1\r\nHost: brand.link\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if write.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut buf)).await;
+    assert!(n.is_ok(), "connection must be closed by the server");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(buf.is_empty(), "no response to an incomplete head");
+    dribble.abort();
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_has_header_read_timeout_for_its_next_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = start(LINKS, "header_read_timeout = \"400ms\"\nidle_timeout = \"10s\"").await;
+    let mut s = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
+    for _ in 0..3 {
+        // Requests closer together than the limit keep the connection.
+        s.write_all(b"GET /temp HTTP/1.1\r\nHost: brand.link\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_response(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(n.is_ok(), "an idle keep-alive connection must be closed by the server");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+/// One whole response (head and `Content-Length` body) from a kept-alive connection.
+async fn read_response(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+            if buf.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let mut chunk = [0u8; 1024];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-response: {text}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
 async fn silent_connections_are_closed_after_the_idle_timeout() {
     use tokio::io::AsyncReadExt;
     let t = start(LINKS, "header_read_timeout = \"10s\"\nidle_timeout = \"300ms\"").await;

@@ -142,6 +142,21 @@ async fn each_domain_gets_its_own_certificate_and_redirect() {
 }
 
 #[tokio::test]
+async fn an_http1_head_over_tls_must_arrive_in_time() {
+    let s = setup("header_read_timeout = \"300ms\"\nidle_timeout = \"10s\"").await;
+    let mut conn = connect(s.tls, "a.test", client_config(&s.roots, &["http/1.1"])).await;
+    let head = request(&mut conn, "a.test", "/x").await;
+    assert!(head.starts_with("HTTP/1.1 301"), "{head}");
+    // The next request never completes: the connection is closed, well before idle_timeout.
+    conn.write_all(b"GET /x HTTP/1.1\r\nHost: a.te").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the server must close the connection");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn http2_and_http1_both_redirect() {
     let s = setup("").await;
     for http1 in [false, true] {
