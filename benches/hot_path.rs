@@ -120,7 +120,7 @@ fn hit(t: &LinkTable, ua: &str, peer: &str) -> Hit {
         merged_location: None,
         peer: peer.parse().unwrap(),
         head: false,
-        headers: HitHeaders::capture(&headers),
+        headers: HitHeaders::capture(&clickstream::redirect::Headers::Map(&headers)),
     }
 }
 

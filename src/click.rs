@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::SystemTime;
 
-use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 use serde::Serialize;
 
@@ -74,21 +73,28 @@ const CAPTURED: [(HeaderName, bool); CAPTURED_COUNT] = [
 
 impl HitHeaders {
     /// Copies the values of the headers enrichment needs.
-    pub fn capture(headers: &HeaderMap) -> HitHeaders {
+    pub fn capture(headers: &crate::redirect::Headers<'_>) -> HitHeaders {
         let mut captured = HitHeaders {
             bytes: Vec::with_capacity(512),
             spans: Default::default(),
         };
         for (span, (name, all)) in captured.spans.iter_mut().zip(&CAPTURED) {
-            let mut values = headers.get_all(name).iter();
-            let Some(first) = values.next() else { continue };
             let start = captured.bytes.len();
-            captured.bytes.extend_from_slice(first.as_bytes());
+            let mut found = false;
             if *all {
-                for v in values {
-                    captured.bytes.extend_from_slice(b", ");
-                    captured.bytes.extend_from_slice(v.as_bytes());
-                }
+                headers.each(name, |v| {
+                    if found {
+                        captured.bytes.extend_from_slice(b", ");
+                    }
+                    captured.bytes.extend_from_slice(v);
+                    found = true;
+                });
+            } else if let Some(v) = headers.get(name) {
+                captured.bytes.extend_from_slice(v);
+                found = true;
+            }
+            if !found {
+                continue;
             }
             // hyper bounds a request head far below 4 GiB; a span that did not fit would be
             // left out rather than wrapped.
@@ -147,7 +153,7 @@ impl HitHeaders {
 
 /// The text of a header value made only of visible ASCII and tabs, the rule of
 /// `HeaderValue::to_str`; `None` otherwise.
-fn visible_ascii(value: &[u8]) -> Option<&str> {
+pub(crate) fn visible_ascii(value: &[u8]) -> Option<&str> {
     if value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
         std::str::from_utf8(value).ok()
     } else {
@@ -737,7 +743,8 @@ mod tests {
 
     #[test]
     fn captured_headers_are_copied_and_forwarding_lists_joined() {
-        let mut h = HeaderMap::new();
+        use crate::redirect::Headers;
+        let mut h = http::HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
         h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2, 3.3.3.3"));
         h.append("user-agent", HeaderValue::from_static("first"));
@@ -747,14 +754,43 @@ mod tests {
             HeaderValue::from_bytes(b"https://example.com/\xc3\xa9").unwrap(),
         );
         h.append("accept-language", HeaderValue::from_static(""));
-        let c = HitHeaders::capture(&h);
-        assert_eq!(c.x_forwarded_for().unwrap(), b"1.1.1.1, 2.2.2.2, 3.3.3.3");
-        assert!(c.forwarded().is_none());
-        // Headers that are not lists keep their first occurrence.
-        assert_eq!(c.user_agent().unwrap(), b"first");
-        // Not visible ASCII: unreadable as text, as with `HeaderValue::to_str`.
-        assert_eq!(c.referer(), None);
-        assert_eq!(c.accept_language(), Some(""));
-        assert_eq!(c.sec_ch_ua(), None);
+        // The same fields as the plain listener's parser lists them, names in any case.
+        let list = [
+            httparse::Header {
+                name: "X-Forwarded-For",
+                value: b"1.1.1.1",
+            },
+            httparse::Header {
+                name: "user-agent",
+                value: b"first",
+            },
+            httparse::Header {
+                name: "x-forwarded-FOR",
+                value: b"2.2.2.2, 3.3.3.3",
+            },
+            httparse::Header {
+                name: "User-Agent",
+                value: b"second",
+            },
+            httparse::Header {
+                name: "Referer",
+                value: b"https://example.com/\xc3\xa9",
+            },
+            httparse::Header {
+                name: "Accept-Language",
+                value: b"",
+            },
+        ];
+        for headers in [Headers::Map(&h), Headers::List(&list)] {
+            let c = HitHeaders::capture(&headers);
+            assert_eq!(c.x_forwarded_for().unwrap(), b"1.1.1.1, 2.2.2.2, 3.3.3.3");
+            assert!(c.forwarded().is_none());
+            // Headers that are not lists keep their first occurrence.
+            assert_eq!(c.user_agent().unwrap(), b"first");
+            // Not visible ASCII: unreadable as text, as with `HeaderValue::to_str`.
+            assert_eq!(c.referer(), None);
+            assert_eq!(c.accept_language(), Some(""));
+            assert_eq!(c.sec_ch_ua(), None);
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::click::{ClickQueue, Hit, HitHeaders};
@@ -64,18 +64,116 @@ pub enum Outcome {
     HttpsRedirect,
 }
 
+/// What the router reads of a request: the method, the target and the headers, as hyper or the
+/// plain listener's own parser (`h1`) found them.
+pub struct Head<'a> {
+    /// The method, as sent (methods are case-sensitive).
+    pub method: &'a [u8],
+    /// The host of an absolute-form target (`GET http://brand.link/x`); it wins over `Host`.
+    pub target_host: Option<&'a str>,
+    /// The path, still percent-encoded.
+    pub path: &'a str,
+    /// The query, without its `?`.
+    pub query: Option<&'a str>,
+    /// The header fields.
+    pub headers: Headers<'a>,
+}
+
+/// A request's header fields, in hyper's map or as the list `httparse` returns.
+#[derive(Clone, Copy)]
+pub enum Headers<'a> {
+    /// hyper's parsed map.
+    Map(&'a HeaderMap),
+    /// Fields in the order sent; names compare case-insensitively.
+    List(&'a [httparse::Header<'a>]),
+}
+
+impl<'a> Headers<'a> {
+    /// The first value of `name`.
+    pub fn get(&self, name: &HeaderName) -> Option<&'a [u8]> {
+        match self {
+            Headers::Map(map) => map.get(name).map(HeaderValue::as_bytes),
+            Headers::List(list) => list.iter().find(|h| is(h, name)).map(|h| h.value),
+        }
+    }
+
+    /// Calls `f` with every value of `name`, in the order sent.
+    pub fn each(&self, name: &HeaderName, mut f: impl FnMut(&'a [u8])) {
+        match self {
+            Headers::Map(map) => map.get_all(name).iter().for_each(|v| f(v.as_bytes())),
+            Headers::List(list) => list.iter().filter(|h| is(h, name)).for_each(|h| f(h.value)),
+        }
+    }
+}
+
+/// Whether a listed field is `name` (which `http` keeps in lower case).
+fn is(field: &httparse::Header<'_>, name: &HeaderName) -> bool {
+    field.name.len() == name.as_str().len() && field.name.eq_ignore_ascii_case(name.as_str())
+}
+
+/// A response as the router makes it. Every answer of this server has this shape, so the hit
+/// path fills no header map: [`Answer::into_response`] makes hyper's `Response`, and `h1`
+/// writes the fields directly.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status code.
+    pub status: StatusCode,
+    /// `Location`, for redirects.
+    pub location: Option<HeaderValue>,
+    /// `Cache-Control`.
+    pub cache_control: HeaderValue,
+    /// `Content-Type`, for answers with a body.
+    pub content_type: Option<&'static str>,
+    /// `Allow: GET, HEAD` (405).
+    pub allow: bool,
+    /// The body (empty for redirects).
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The same answer as hyper's response.
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = Response::new(Body::new(self.body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        if let Some(location) = self.location {
+            headers.insert(header::LOCATION, location);
+        }
+        headers.insert(header::CACHE_CONTROL, self.cache_control);
+        if let Some(content_type) = self.content_type {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
+        if self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        response
+    }
+}
+
 impl Router {
     /// A router over a shared, swappable table.
     pub fn new(table: Arc<ArcSwap<LinkTable>>, clicks: ClickQueue, metrics: Arc<Metrics>) -> Router {
         Router { table, clicks, metrics }
     }
 
-    /// Answers one request. `peer` is the socket's remote address; `tls` says whether it came
-    /// over the TLS listener.
+    /// Answers one request that hyper parsed. `peer` is the socket's remote address; `tls` says
+    /// whether it came over the TLS listener.
     pub fn handle<B>(&self, req: &Request<B>, peer: IpAddr, tls: bool) -> Response<Body> {
-        let (response, outcome) = self.route(req, peer, tls);
-        self.metrics.record_outcome(outcome, response.status());
-        response
+        let head = Head {
+            method: req.method().as_str().as_bytes(),
+            target_host: req.uri().host(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: Headers::Map(req.headers()),
+        };
+        self.answer(&head, peer, tls).into_response()
+    }
+
+    /// Answers one request head, from hyper or from the plain listener's own parser (`h1`).
+    pub fn answer(&self, head: &Head<'_>, peer: IpAddr, tls: bool) -> Answer {
+        let (answer, outcome) = self.route(head, peer, tls);
+        self.metrics.record_outcome(outcome, answer.status);
+        answer
     }
 
     /// The counters this router writes.
@@ -83,10 +181,10 @@ impl Router {
         &self.metrics
     }
 
-    fn route<B>(&self, req: &Request<B>, peer: IpAddr, tls: bool) -> (Response<Body>, Outcome) {
-        let head = match *req.method() {
-            Method::GET => false,
-            Method::HEAD => true,
+    fn route(&self, req: &Head<'_>, peer: IpAddr, tls: bool) -> (Answer, Outcome) {
+        let head = match req.method {
+            b"GET" => false,
+            b"HEAD" => true,
             _ => return (method_not_allowed(), Outcome::MethodNotAllowed),
         };
         let Some(host) = request_host(req) else {
@@ -96,9 +194,9 @@ impl Router {
         let Some(domain) = table.domain_for_host(&host) else {
             return (not_found(), Outcome::NotFound);
         };
-        let path = req.uri().path();
+        let path = req.path;
         if domain.https_only && !tls {
-            return (https_redirect(&host, req.uri()), Outcome::HttpsRedirect);
+            return (https_redirect(&host, path, req.query), Outcome::HttpsRedirect);
         }
         if path == "/robots.txt" {
             return (robots(domain), Outcome::Robots);
@@ -113,14 +211,14 @@ impl Router {
         let Some(link) = domain.lookup(&slashtag) else {
             return fallback(domain.not_found.as_ref());
         };
-        let merged = match req.uri().query() {
+        let merged = match req.query {
             Some(q) if domain.forward_query && !q.is_empty() => Some(merged_location(link, q)),
             _ => None,
         };
         let location = merged.clone().unwrap_or_else(|| link.location.clone());
         let response = redirect(link.status, location, domain.cache_control(link.status).clone());
         domain.counters.redirect(link.status);
-        if is_prefetch(req.headers()) {
+        if is_prefetch(&req.headers) {
             return (response, Outcome::Prefetch);
         }
         self.clicks.offer(Hit {
@@ -129,17 +227,17 @@ impl Router {
             merged_location: merged,
             peer,
             head,
-            headers: HitHeaders::capture(req.headers()),
+            headers: HitHeaders::capture(&req.headers),
         });
         (response, Outcome::Click)
     }
 }
 
 /// The request's host, lower case, without port: from an absolute-form URI, else `Host`.
-fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
-    let raw = match req.uri().host() {
+fn request_host<'a>(req: &Head<'a>) -> Option<Cow<'a, str>> {
+    let raw = match req.target_host {
         Some(h) => h,
-        None => req.headers().get(header::HOST)?.to_str().ok()?,
+        None => crate::click::visible_ascii(req.headers.get(&header::HOST)?)?,
     };
     let host = strip_port(raw.trim());
     if host.is_empty() {
@@ -172,14 +270,13 @@ fn decode_slashtag(raw: &str) -> Option<Cow<'_, str>> {
 }
 
 /// `Sec-Purpose: prefetch` (Fetch spec) and the older `Purpose: prefetch` / `X-Moz: prefetch`.
-fn is_prefetch(headers: &HeaderMap) -> bool {
+fn is_prefetch(headers: &Headers<'_>) -> bool {
     const PURPOSE: HeaderName = HeaderName::from_static("purpose");
     const SEC_PURPOSE: HeaderName = HeaderName::from_static("sec-purpose");
     const X_MOZ: HeaderName = HeaderName::from_static("x-moz");
     [SEC_PURPOSE, PURPOSE, X_MOZ].iter().any(|name| {
         headers.get(name).is_some_and(|v| {
-            v.as_bytes()
-                .split(|&b| b == b';' || b == b',')
+            v.split(|&b| b == b';' || b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"prefetch"))
         })
     })
@@ -257,19 +354,24 @@ fn pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
     })
 }
 
-fn redirect(status: StatusCode, location: HeaderValue, cache_control: HeaderValue) -> Response<Body> {
-    let mut response = Response::new(Body::default());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, location);
-    headers.insert(header::CACHE_CONTROL, cache_control);
-    response
+fn redirect(status: StatusCode, location: HeaderValue, cache_control: HeaderValue) -> Answer {
+    Answer {
+        status,
+        location: Some(location),
+        cache_control,
+        content_type: None,
+        allow: false,
+        body: Bytes::new(),
+    }
 }
 
 /// 308 to the same URL on https (RFC 9110 §15.4.9: the method and body are kept).
-fn https_redirect(host: &str, uri: &http::Uri) -> Response<Body> {
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("https://{host}{path_and_query}");
+fn https_redirect(host: &str, path: &str, query: Option<&str>) -> Answer {
+    let path = if path.is_empty() { "/" } else { path };
+    let location = match query {
+        Some(q) => format!("https://{host}{path}?{q}"),
+        None => format!("https://{host}{path}"),
+    };
     match HeaderValue::from_maybe_shared(Bytes::from(location)) {
         Ok(location) => redirect(
             StatusCode::PERMANENT_REDIRECT,
@@ -280,7 +382,7 @@ fn https_redirect(host: &str, uri: &http::Uri) -> Response<Body> {
     }
 }
 
-fn fallback(target: Option<&HeaderValue>) -> (Response<Body>, Outcome) {
+fn fallback(target: Option<&HeaderValue>) -> (Answer, Outcome) {
     match target {
         Some(location) => (
             redirect(
@@ -294,47 +396,39 @@ fn fallback(target: Option<&HeaderValue>) -> (Response<Body>, Outcome) {
     }
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+/// A short text answer that is not cached.
+pub(crate) fn plain(status: StatusCode, body: &'static str) -> Answer {
+    Answer {
+        status,
+        location: None,
+        cache_control: HeaderValue::from_static("no-store"),
+        content_type: Some("text/plain; charset=utf-8"),
+        allow: false,
+        body: Bytes::from_static(body.as_bytes()),
+    }
 }
 
-fn not_found() -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from_static(NOT_FOUND_PAGE.as_bytes())));
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+fn not_found() -> Answer {
+    Answer {
+        content_type: Some("text/html; charset=utf-8"),
+        body: Bytes::from_static(NOT_FOUND_PAGE.as_bytes()),
+        ..plain(StatusCode::NOT_FOUND, "")
+    }
 }
 
-fn method_not_allowed() -> Response<Body> {
-    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_PAGE);
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-    response
+fn method_not_allowed() -> Answer {
+    Answer {
+        allow: true,
+        ..plain(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_PAGE)
+    }
 }
 
-fn robots(domain: &Domain) -> Response<Body> {
-    let mut response = Response::new(Body::new(domain.robots_txt.clone()));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    response
+fn robots(domain: &Domain) -> Answer {
+    Answer {
+        cache_control: HeaderValue::from_static("public, max-age=3600"),
+        body: domain.robots_txt.clone(),
+        ..plain(StatusCode::OK, "")
+    }
 }
 
 #[cfg(test)]
@@ -390,14 +484,26 @@ mod tests {
     #[test]
     fn prefetch_headers() {
         let mut h = HeaderMap::new();
-        assert!(!is_prefetch(&h));
+        assert!(!is_prefetch(&Headers::Map(&h)));
         h.insert("sec-purpose", HeaderValue::from_static("prefetch;prerender"));
-        assert!(is_prefetch(&h));
+        assert!(is_prefetch(&Headers::Map(&h)));
         let mut h = HeaderMap::new();
         h.insert("purpose", HeaderValue::from_static("Prefetch"));
-        assert!(is_prefetch(&h));
+        assert!(is_prefetch(&Headers::Map(&h)));
         let mut h = HeaderMap::new();
         h.insert("sec-purpose", HeaderValue::from_static("prerender"));
-        assert!(!is_prefetch(&h));
+        assert!(!is_prefetch(&Headers::Map(&h)));
+        let list = [
+            httparse::Header {
+                name: "Host",
+                value: b"brand.link",
+            },
+            httparse::Header {
+                name: "SEC-PURPOSE",
+                value: b"prefetch",
+            },
+        ];
+        assert!(is_prefetch(&Headers::List(&list)));
+        assert!(!is_prefetch(&Headers::List(&list[..1])));
     }
 }

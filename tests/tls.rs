@@ -153,7 +153,11 @@ async fn an_http1_head_over_tls_must_arrive_in_time() {
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the server must close the connection");
-    assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
