@@ -40,6 +40,7 @@ pub mod app;
 pub mod click;
 pub mod config;
 pub mod enrich;
+mod h1;
 pub mod links;
 pub mod metrics;
 pub mod pipeline;

@@ -1,9 +1,9 @@
 //! Listeners and connections: accepting, limits, timeouts and graceful shutdown.
 //!
 //! The accept loop is small on purpose. It takes a permit (the connection limit), accepts, and
-//! spawns one task per connection that runs hyper's HTTP/1.1 state machine over the socket with
-//! [`Router::handle`] as the service. Nothing here looks at a request. A TLS listener is one more
-//! accept loop that wraps the socket before [`serve_connection`], which is generic over the I/O.
+//! spawns one task per connection. On the plain listener that task is our own HTTP/1.1 loop
+//! (`h1`, which says why); on the TLS listener it wraps the socket and runs hyper
+//! ([`serve_connection`]) with [`Router::handle`] as the service. Nothing here looks at a request.
 //!
 //! Limits and why they exist:
 //! - `max_connections`: a semaphore permit per open connection; at the limit the loop stops
@@ -18,7 +18,8 @@
 //! Both are watched by one timer per connection ([`Activity::expired`]) that the requests only
 //! stamp with an atomic store. hyper's own header timer would create and cancel a timer for
 //! every request, which cost about a tenth of the server's CPU per request under load.
-//! - `max_header_bytes`: hyper's read buffer limit; a larger head is answered 431.
+//! - `max_header_bytes`: the read buffer's limit (`h1`'s, or hyper's on TLS); a larger head is
+//!   answered 431.
 //!
 //! The TLS listener ([`serve_tls`]) runs the handshake (bounded by `header_read_timeout`) and
 //! then serves HTTP/2 or HTTP/1.1 by ALPN with hyper-util's auto builder; the certificate is
@@ -35,7 +36,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -103,16 +103,34 @@ pub async fn serve_plain(
         metrics,
         shutdown,
         grace,
-        move |stream, peer, watcher| {
+        move |stream, peer, _watcher, shutdown| {
             let (router, limits) = (router.clone(), limits.clone());
-            async move { serve_connection(stream, peer, router, &limits, watcher, Protocol::Http1).await }
+            async move {
+                let activity = Activity::new();
+                let conn = crate::h1::Conn {
+                    router: &router,
+                    peer: canonical_ip(peer.ip()),
+                    max_head: limits.max_header_bytes,
+                    acme_dir: limits.acme_challenge_dir.as_deref(),
+                    activity: &activity,
+                };
+                let result = tokio::select! {
+                    r = conn.serve(stream, &shutdown) => r,
+                    why = activity.expired(limits.idle_timeout, Some(limits.header_read_timeout)) => Err(why.to_string()),
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended");
+                }
+            }
         },
     )
     .await
 }
 
 /// The accept loop both listeners share: a permit per connection (the connection limit), one
-/// task per connection running `serve`, and a graceful stop bounded by `grace`.
+/// task per connection running `serve`, and a graceful stop bounded by `grace`: hyper's
+/// connections are told through their watcher, ours through the shutdown flag they are given,
+/// and the stop waits for every connection task to end.
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     max_connections: usize,
@@ -121,11 +139,13 @@ async fn accept_loop<F, Fut>(
     grace: Duration,
     serve: F,
 ) where
-    F: Fn(tokio::net::TcpStream, SocketAddr, hyper_util::server::graceful::Watcher) -> Fut,
+    F: Fn(tokio::net::TcpStream, SocketAddr, hyper_util::server::graceful::Watcher, watch::Receiver<bool>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
+    // Every connection task holds a sender; `recv` ends once all of them are gone.
+    let (running, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
@@ -148,45 +168,37 @@ async fn accept_loop<F, Fut>(
         };
         // Redirect responses are tiny: send them without waiting for more to batch.
         let _ = stream.set_nodelay(true); // an error here only costs latency
-        let connection = serve(stream, peer, graceful.watcher());
+        let connection = serve(stream, peer, graceful.watcher(), shutdown.clone());
         let metrics = metrics.clone();
+        let running = running.clone();
         tokio::spawn(async move {
             metrics.connections.inc();
             connection.await;
             metrics.connections.dec();
             drop(permit);
+            drop(running);
         });
     }
     drop(listener);
+    drop(running);
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = async { tokio::join!(graceful.shutdown(), all_ended.recv()) } => {}
         _ = tokio::time::sleep(grace) => {
             tracing::warn!("connections still open after the {grace:?} grace period; closing them");
         }
     }
 }
 
-/// Which HTTP versions a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// HTTP/1.1 only (the plain listener).
-    Http1,
-    /// HTTP/2 or HTTP/1.1, by ALPN (the TLS listener); `h2` when ALPN chose HTTP/2.
-    Auto {
-        /// ALPN chose `h2`: the connection's idle time is bounded by `idle_timeout` and the
-        /// HTTP/2 pings, not by `header_read_timeout`.
-        h2: bool,
-    },
-}
-
-/// Serves HTTP on one connection of any transport.
+/// Serves HTTP/2 or HTTP/1.1 with hyper on one TLS connection. `h2` says that ALPN chose
+/// HTTP/2: that connection's idle time is bounded by `idle_timeout` and HTTP/2 pings, not by
+/// `header_read_timeout`.
 pub async fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
     router: Arc<Router>,
     limits: &ConnLimits,
     watcher: hyper_util::server::graceful::Watcher,
-    protocol: Protocol,
+    h2: bool,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -195,18 +207,13 @@ pub async fn serve_connection<I>(
         inner: io,
         activity: activity.clone(),
     });
-    let peer_ip = match peer.ip() {
-        // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
+    let peer_ip = canonical_ip(peer.ip());
     let clock = activity.clone();
-    let tls = matches!(protocol, Protocol::Auto { .. });
     let acme = limits.acme_challenge_dir.clone().map(Arc::new);
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let acme_file = acme.as_ref().and_then(|dir| acme_path(dir, req.uri().path()));
         let response = match acme_file {
-            None => Some(router.handle(&req, peer_ip, tls)),
+            None => Some(router.handle(&req, peer_ip, true)),
             Some(_) => None,
         };
         // From the read that completed the request head to the built response: one clock read,
@@ -216,53 +223,45 @@ pub async fn serve_connection<I>(
         async move {
             Ok::<_, Infallible>(match (response, acme_file) {
                 (Some(r), _) => r,
-                (None, Some(path)) => acme_response(&path, &router).await,
+                (None, Some(path)) => acme_answer(&path, &router).await.into_response(),
                 (None, None) => unreachable!("one of the two is set"),
             })
         }
     });
-    let result = match protocol {
-        Protocol::Http1 => {
-            // No hyper timer: `Activity::expired` enforces `header_read_timeout`.
-            let conn = http1::Builder::new()
-                .header_read_timeout(None)
-                .max_buf_size(limits.max_header_bytes)
-                .keep_alive(true)
-                .serve_connection(io, service);
-            let conn = watcher.watch(conn);
-            tokio::select! {
-                r = conn => r.map_err(|e| e.to_string()),
-                why = activity.expired(limits.idle_timeout, Some(limits.header_read_timeout)) => Err(why.to_string()),
-            }
-        }
-        Protocol::Auto { h2 } => {
-            let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            builder
-                .http1()
-                .header_read_timeout(None)
-                .max_buf_size(limits.max_header_bytes)
-                .keep_alive(true);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_header_list_size(limits.max_header_bytes as u32)
-                .keep_alive_interval(Some(limits.idle_timeout / 2))
-                .keep_alive_timeout(limits.header_read_timeout);
-            let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
-            tokio::select! {
-                r = conn => r.map_err(|e| e.to_string()),
-                why = activity.expired(limits.idle_timeout, (!h2).then_some(limits.header_read_timeout)) => Err(why.to_string()),
-            }
-        }
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    // No HTTP/1.1 timer: `Activity::expired` enforces `header_read_timeout`.
+    builder
+        .http1()
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(limits.idle_timeout / 2))
+        .keep_alive_timeout(limits.header_read_timeout);
+    let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
+    let result = tokio::select! {
+        r = conn => r.map_err(|e| e.to_string()),
+        why = activity.expired(limits.idle_timeout, (!h2).then_some(limits.header_read_timeout)) => Err(why.to_string()),
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended");
     }
 }
 
+/// A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`: those are IPv4.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// The file for an ACME HTTP-01 challenge path, if it is one. Tokens are base64url
 /// (RFC 8555 §8.3), which also keeps the path inside the folder.
-fn acme_path(dir: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn acme_path(dir: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
     let token = path.strip_prefix("/.well-known/acme-challenge/")?;
     let valid = !token.is_empty()
         && token.len() <= 256
@@ -276,27 +275,22 @@ fn acme_path(dir: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-async fn acme_response(path: &std::path::Path, router: &Router) -> http::Response<crate::redirect::Body> {
-    let mut response = match tokio::fs::read(path).await {
+/// The answer to an ACME challenge: the token file's content, or 404.
+pub(crate) async fn acme_answer(path: &std::path::Path, router: &Router) -> crate::redirect::Answer {
+    match tokio::fs::read(path).await {
         Ok(bytes) => {
             router.metrics().acme_challenges.inc();
-            http::Response::new(crate::redirect::Body::new(bytes.into()))
+            crate::redirect::Answer {
+                content_type: Some("text/plain"),
+                body: bytes.into(),
+                ..crate::redirect::plain(http::StatusCode::OK, "")
+            }
         }
-        Err(_) => {
-            let mut r = http::Response::new(crate::redirect::Body::new(bytes::Bytes::from_static(
-                b"no such challenge\n",
-            )));
-            *r.status_mut() = http::StatusCode::NOT_FOUND;
-            r
-        }
-    };
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
-    response
-        .headers_mut()
-        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-    response
+        Err(_) => crate::redirect::Answer {
+            content_type: Some("text/plain"),
+            ..crate::redirect::plain(http::StatusCode::NOT_FOUND, "no such challenge\n")
+        },
+    }
 }
 
 /// Runs the TLS accept loop until `shutdown`, like [`serve_plain`]; the handshake gets
@@ -319,14 +313,14 @@ pub async fn serve_tls(
         metrics,
         shutdown,
         grace,
-        move |stream, peer, watcher| {
+        move |stream, peer, watcher, _shutdown| {
             let (router, limits, metrics, acceptor) =
                 (router.clone(), limits.clone(), counters.clone(), acceptor.clone());
             async move {
                 match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
                         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                        serve_connection(tls, peer, router, &limits, watcher, Protocol::Auto { h2 }).await
+                        serve_connection(tls, peer, router, &limits, watcher, h2).await
                     }
                     Ok(Err(e)) => {
                         metrics.tls_handshake_errors.inc();
@@ -345,7 +339,7 @@ pub async fn serve_tls(
 
 /// When a connection last read, last moved a byte and last completed a request head, in
 /// nanoseconds since it opened.
-struct Activity {
+pub(crate) struct Activity {
     opened: Instant,
     last_ns: AtomicU64,
     last_read_ns: AtomicU64,
@@ -353,7 +347,7 @@ struct Activity {
 }
 
 impl Activity {
-    fn new() -> Activity {
+    pub(crate) fn new() -> Activity {
         Activity {
             opened: Instant::now(),
             last_ns: AtomicU64::new(0),
@@ -366,18 +360,18 @@ impl Activity {
         self.opened.elapsed().as_nanos() as u64
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.last_ns.store(self.now_ns(), Ordering::Relaxed);
     }
 
-    fn touch_read(&self) {
+    pub(crate) fn touch_read(&self) {
         let now = self.now_ns();
         self.last_ns.store(now, Ordering::Relaxed);
         self.last_read_ns.store(now, Ordering::Relaxed);
     }
 
     /// Records a complete request head; returns the time since the read that completed it.
-    fn head_done(&self) -> Duration {
+    pub(crate) fn head_done(&self) -> Duration {
         let now = self.now_ns();
         self.last_head_ns.store(now, Ordering::Relaxed);
         Duration::from_nanos(now.saturating_sub(self.last_read_ns.load(Ordering::Relaxed)))
@@ -386,7 +380,7 @@ impl Activity {
     /// Resolves, with the reason, once the connection has been silent for `idle`, or, given a
     /// `head` limit, has gone that long since it opened or since its last request head without
     /// completing another. One sleep per connection, rearmed only when it fires early.
-    async fn expired(&self, idle: Duration, head: Option<Duration>) -> &'static str {
+    pub(crate) async fn expired(&self, idle: Duration, head: Option<Duration>) -> &'static str {
         let at =
             |ns: &AtomicU64, limit: Duration| self.opened + Duration::from_nanos(ns.load(Ordering::Relaxed)) + limit;
         loop {

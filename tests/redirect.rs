@@ -332,6 +332,86 @@ async fn read_response(s: &mut tokio::net::TcpStream) -> String {
 }
 
 #[tokio::test]
+async fn pipelined_requests_bodies_and_http10_on_one_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = start(LINKS, "").await;
+    let mut s = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
+    // Two requests in one write, the first with a body to skip, split across two writes.
+    s.write_all(b"POST /temp HTTP/1.1\r\nHost: brand.link\r\nContent-Length: 11\r\n\r\nhello")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b" worldGET /temp HTTP/1.1\r\nHost: brand.link\r\n\r\nHEAD /temp HTTP/1.1\r\nHost: brand.link\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_response(&mut s).await;
+    assert!(first.starts_with("HTTP/1.1 405"), "{first}");
+    assert!(first.contains("\r\nallow: GET, HEAD\r\n"), "{first}");
+    let mut rest = first[first.find("\r\n\r\n").unwrap() + 4..].to_string();
+    rest = rest[rest.find("HTTP/1.1").unwrap_or(rest.len())..].to_string();
+    let mut more = rest.into_bytes();
+    while more.windows(4).filter(|w| w == b"\r\n\r\n").count() < 2 {
+        let mut chunk = [0u8; 1024];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0);
+        more.extend_from_slice(&chunk[..n]);
+    }
+    let more = String::from_utf8(more).unwrap();
+    let heads: Vec<&str> = more.split("\r\n\r\n").take(2).collect();
+    for head in &heads {
+        assert!(head.starts_with("HTTP/1.1 302 Found\r\n"), "{more}");
+        assert!(
+            head.contains("\r\nlocation: https://shop.example.com/temp\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\ndate: "), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+
+    // HTTP/1.0 keeps the connection only when asked to.
+    let mut s = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /temp HTTP/1.0\r\nHost: brand.link\r\nConnection: keep-alive\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_response(&mut s).await;
+        assert!(answer.contains("\r\nconnection: keep-alive\r\n"), "{answer}");
+    }
+
+    // A chunked body is not read: the answer closes the connection.
+    let answer = common::raw(
+        t.node.addr,
+        b"POST /temp HTTP/1.1\r\nHost: brand.link\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    // Conflicting lengths: 400, closed.
+    let answer = common::raw(
+        t.node.addr,
+        b"POST /temp HTTP/1.1\r\nHost: brand.link\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // An absolute-form target names the host; a fragment is not part of the path.
+    let answer = common::raw(
+        t.node.addr,
+        b"GET http://brand.link/temp HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
+    let answer = common::raw(
+        t.node.addr,
+        b"GET /temp#x?y HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.contains("\r\nlocation: https://shop.example.com/temp\r\n"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn silent_connections_are_closed_after_the_idle_timeout() {
     use tokio::io::AsyncReadExt;
     let t = start(LINKS, "header_read_timeout = \"10s\"\nidle_timeout = \"300ms\"").await;

@@ -1,0 +1,407 @@
+//! HTTP/1.1 on the plain listener, parsed with `httparse` and answered without hyper.
+//!
+//! Why not hyper here: a redirect is a request head in and about 150 bytes out, and under load
+//! hyper's general machinery (a header map filled for every request, a `Uri`, a response map
+//! encoded field by field, the dispatcher's state machine) cost about a tenth of the server's
+//! CPU per request, as much as the rest of the hit path. hyper still serves the TLS listener
+//! (HTTP/2 and HTTP/1.1) and the admin listener. `httparse` is hyper's own parser, so requests
+//! are read by the same rules.
+//!
+//! One connection at a time, in order:
+//! - Every complete head in the read buffer is answered before the next read (pipelining), and
+//!   the answers go out in one write.
+//! - Keep-alive as HTTP/1.1 says: on unless the request says `Connection: close`; an HTTP/1.0
+//!   request keeps the connection only with `Connection: keep-alive`.
+//! - A body announced by `Content-Length` is read and discarded (requests are answered from the
+//!   head alone); a chunked body, or one the client waits to send (`Expect: 100-continue`), is
+//!   not read: the answer says `Connection: close` and the connection closes.
+//! - A head that does not parse gets 400, one over `max_header_bytes` or with more than 100
+//!   fields 431, conflicting `Content-Length`s 400; each closes the connection.
+//! - Closing writes the last answer, shuts the sending side, then reads and drops what the client
+//!   still sends for a moment (nginx's lingering close), so the answer is not lost to a reset.
+//! - At shutdown an idle connection closes at once; a request being read is answered first.
+//!
+//! Timeouts are the caller's (`server`): this loop stamps the connection's [`Activity`].
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::redirect::{Answer, Head, Headers, Router, plain};
+use crate::server::{Activity, acme_answer, acme_path, until_true};
+
+/// Most header fields in one request head (hyper's limit as well).
+const MAX_HEADERS: usize = 100;
+/// The read buffer a connection starts with; it grows up to `max_header_bytes` for a large head.
+const INITIAL_BUFFER: usize = 4096;
+/// How long a closing connection keeps reading (and dropping) what the client still sends.
+const LINGER: Duration = Duration::from_secs(1);
+/// How much a closing connection reads and drops at most.
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// How one connection is served.
+pub(crate) struct Conn<'a> {
+    /// Answers the requests.
+    pub router: &'a Router,
+    /// The client's address (IPv4-mapped addresses as IPv4).
+    pub peer: IpAddr,
+    /// Largest request head.
+    pub max_head: usize,
+    /// `[server] acme_challenge_dir`.
+    pub acme_dir: Option<&'a Path>,
+    /// Stamped on every read, write and complete head.
+    pub activity: &'a Activity,
+}
+
+/// What a request head asks of the connection after its answer.
+struct Framing {
+    /// Keep the connection open for another request.
+    keep_alive: bool,
+    /// Body bytes that follow the head and are to be dropped.
+    body: u64,
+}
+
+impl Conn<'_> {
+    /// Serves the connection until the client closes it, an answer closes it, an I/O error, or
+    /// `shutdown` turns true while no request is pending. `Err` says why it ended early.
+    pub async fn serve(&self, mut stream: TcpStream, shutdown: &watch::Receiver<bool>) -> Result<(), String> {
+        let mut buf = vec![0u8; INITIAL_BUFFER.min(self.max_head.max(1))];
+        let (mut start, mut end) = (0usize, 0usize);
+        let mut out: Vec<u8> = Vec::with_capacity(1024);
+        // Body bytes still to drop before the next head.
+        let mut skip: u64 = 0;
+        // One wait for the shutdown flag for the whole connection, polled between requests:
+        // a fresh wait per read would register and unregister a waiter every request.
+        let mut flag = shutdown.clone();
+        let stop = until_true(&mut flag);
+        tokio::pin!(stop);
+        loop {
+            if skip > 0 {
+                let n = (end - start).min(usize::try_from(skip).unwrap_or(usize::MAX));
+                start += n;
+                skip -= n as u64;
+            }
+            // Answer every complete head already read.
+            while skip == 0 && start < end {
+                let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut req = httparse::Request::new(&mut fields);
+                let len = match req.parse(&buf[start..end]) {
+                    Ok(httparse::Status::Complete(len)) => len,
+                    Ok(httparse::Status::Partial) => break,
+                    Err(e) => {
+                        let status = match e {
+                            httparse::Error::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                            _ => StatusCode::BAD_REQUEST,
+                        };
+                        write_error(&mut out, status);
+                        return self.close(stream, &out, &format!("unreadable request head: {e}")).await;
+                    }
+                };
+                let shutting_down = *shutdown.borrow();
+                let Some(framing) = framing(&req) else {
+                    write_error(&mut out, StatusCode::BAD_REQUEST);
+                    return self.close(stream, &out, "conflicting Content-Length").await;
+                };
+                let keep_alive = framing.keep_alive && !shutting_down;
+                let answer = self.answer(&req).await;
+                let head_only = req.method == Some("HEAD");
+                write_answer(&mut out, &answer, head_only, keep_alive, req.version == Some(0));
+                if !keep_alive {
+                    return self.close(stream, &out, "").await;
+                }
+                start += len;
+                skip = framing.body;
+                if skip > 0 {
+                    let n = (end - start).min(usize::try_from(skip).unwrap_or(usize::MAX));
+                    start += n;
+                    skip -= n as u64;
+                }
+            }
+            if !out.is_empty() {
+                stream.write_all(&out).await.map_err(|e| format!("write: {e}"))?;
+                self.activity.touch();
+                out.clear();
+            }
+            // Make room: what is left is the start of the next head.
+            if start == end {
+                (start, end) = (0, 0);
+            } else if start > 0 {
+                buf.copy_within(start..end, 0);
+                (start, end) = (0, end - start);
+            }
+            if end == buf.len() {
+                if buf.len() >= self.max_head {
+                    write_error(&mut out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+                    return self.close(stream, &out, "request head over max_header_bytes").await;
+                }
+                buf.resize((buf.len() * 2).min(self.max_head), 0);
+            }
+            let idle = end == 0 && skip == 0;
+            let n = tokio::select! {
+                biased;
+                _ = &mut stop, if idle => return Ok(()),
+                r = stream.read(&mut buf[end..]) => r.map_err(|e| format!("read: {e}"))?,
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.activity.touch_read();
+            end += n;
+        }
+    }
+
+    /// The answer to one parsed head.
+    async fn answer(&self, req: &httparse::Request<'_, '_>) -> Answer {
+        let latency = self.activity.head_done();
+        let target = req.path.unwrap_or("");
+        // `http::Uri` (what hyper checks with) takes visible ASCII only.
+        if !target.is_ascii() {
+            return plain(StatusCode::BAD_REQUEST, "bad request\n");
+        }
+        let parsed: http::Uri;
+        let (target_host, path, query) = if target.starts_with('/') {
+            match target.bytes().position(|b| b == b'?' || b == b'#') {
+                None => (None, target, None),
+                Some(at) if target.as_bytes()[at] == b'#' => (None, &target[..at], None),
+                Some(at) => {
+                    let rest = &target[at + 1..];
+                    (None, &target[..at], Some(rest.split('#').next().unwrap_or(rest)))
+                }
+            }
+        } else {
+            // Absolute form (`http://brand.link/x`), `*` or an authority: rare, so parsed in full.
+            match target.parse::<http::Uri>() {
+                Ok(uri) => {
+                    parsed = uri;
+                    (parsed.host(), parsed.path(), parsed.query())
+                }
+                Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request\n"),
+            }
+        };
+        if let Some(file) = self.acme_dir.and_then(|dir| acme_path(dir, path)) {
+            let answer = acme_answer(&file, self.router).await;
+            self.router.metrics().request_latency.observe(latency);
+            return answer;
+        }
+        let head = Head {
+            method: req.method.unwrap_or("").as_bytes(),
+            target_host,
+            path,
+            query,
+            headers: Headers::List(req.headers),
+        };
+        let answer = self.router.answer(&head, self.peer, false);
+        self.router.metrics().request_latency.observe(latency);
+        answer
+    }
+
+    /// Sends `out` (the last answers), ends the sending side, and drops what the client still
+    /// sends for up to [`LINGER`], so that the answer is not lost to a reset.
+    async fn close(&self, mut stream: TcpStream, out: &[u8], why: &str) -> Result<(), String> {
+        if !out.is_empty() {
+            stream.write_all(out).await.map_err(|e| format!("write: {e}"))?;
+            self.activity.touch();
+        }
+        let _ = stream.shutdown().await; // the peer may be gone already
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(LINGER, async {
+            let mut dropped = 0;
+            while dropped < LINGER_BYTES {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => dropped += n,
+                }
+            }
+        })
+        .await;
+        if why.is_empty() { Ok(()) } else { Err(why.to_string()) }
+    }
+}
+
+/// Keep-alive and body length of a request; `None` for conflicting or unreadable
+/// `Content-Length` fields (RFC 9112 §6.3: an error the connection cannot recover from).
+fn framing(req: &httparse::Request<'_, '_>) -> Option<Framing> {
+    let http10 = req.version == Some(0);
+    let (mut close, mut keep) = (false, false);
+    let mut length: Option<u64> = None;
+    let (mut chunked, mut expect) = (false, false);
+    for field in req.headers.iter() {
+        let name = field.name;
+        if name.eq_ignore_ascii_case("connection") {
+            for token in field.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            for value in field.value.split(|&b| b == b',') {
+                let value = value.trim_ascii();
+                if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                    return None;
+                }
+                let n: u64 = std::str::from_utf8(value).ok()?.parse().ok()?;
+                if length.is_some_and(|l| l != n) {
+                    return None;
+                }
+                length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect = true;
+        }
+    }
+    let body = if chunked { 0 } else { length.unwrap_or(0) };
+    let unread_body = chunked || (expect && body > 0);
+    Some(Framing {
+        keep_alive: !close && (!http10 || keep) && !unread_body,
+        body,
+    })
+}
+
+/// Appends `answer` as an HTTP/1.1 response.
+fn write_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool, keep_alive: bool, http10: bool) {
+    let status = answer.status;
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("")
+    );
+    if let Some(location) = &answer.location {
+        field(out, b"location", location.as_bytes());
+    }
+    field(out, b"cache-control", answer.cache_control.as_bytes());
+    if let Some(content_type) = answer.content_type {
+        field(out, b"content-type", content_type.as_bytes());
+    }
+    if answer.allow {
+        field(out, b"allow", b"GET, HEAD");
+    }
+    let _ = write!(out, "content-length: {}\r\n", answer.body.len());
+    DATE.with(|date| field(out, b"date", date.borrow_mut().now()));
+    if !keep_alive {
+        field(out, b"connection", b"close");
+    } else if http10 {
+        field(out, b"connection", b"keep-alive");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(&answer.body);
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The answer to a head that cannot be served, which closes the connection.
+fn write_error(out: &mut Vec<u8>, status: StatusCode) {
+    let body = if status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE {
+        "request header fields too large\n"
+    } else {
+        "bad request\n"
+    };
+    write_answer(out, &plain(status, body), false, false, false);
+}
+
+thread_local! {
+    /// The `Date` field, formatted once per second per thread.
+    static DATE: RefCell<Date> = const { RefCell::new(Date { second: u64::MAX, text: Vec::new() }) };
+}
+
+struct Date {
+    second: u64,
+    text: Vec<u8>,
+}
+
+impl Date {
+    fn now(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if second != self.second {
+            self.second = second;
+            self.text = httpdate::fmt_http_date(now).into_bytes();
+        }
+        &self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framing_of(head: &[u8]) -> Option<Framing> {
+        let mut fields = [httparse::EMPTY_HEADER; 16];
+        let mut req = httparse::Request::new(&mut fields);
+        assert!(req.parse(head).unwrap().is_complete());
+        framing(&req)
+    }
+
+    #[test]
+    fn keep_alive_and_bodies() {
+        let f = framing_of(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert!(f.keep_alive && f.body == 0);
+        let f = framing_of(b"GET / HTTP/1.1\r\nConnection: Keep-Alive, CLOSE\r\n\r\n").unwrap();
+        assert!(!f.keep_alive);
+        let f = framing_of(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert!(!f.keep_alive);
+        let f = framing_of(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        assert!(f.keep_alive);
+        let f = framing_of(b"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n").unwrap();
+        assert!(f.keep_alive && f.body == 12);
+        let f = framing_of(b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!(f.body, 5);
+        let f = framing_of(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert!(!f.keep_alive);
+        let f = framing_of(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n").unwrap();
+        assert!(!f.keep_alive);
+        for bad in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        ] {
+            assert!(framing_of(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn answers_are_written_like_hyper_writes_them() {
+        let answer = Answer {
+            status: StatusCode::MOVED_PERMANENTLY,
+            location: Some(http::HeaderValue::from_static("https://d.test/")),
+            cache_control: http::HeaderValue::from_static("max-age=90"),
+            content_type: None,
+            allow: false,
+            body: bytes::Bytes::new(),
+        };
+        let mut out = Vec::new();
+        write_answer(&mut out, &answer, false, true, false);
+        let text = String::from_utf8(out).unwrap();
+        let date = text.lines().find_map(|l| l.strip_prefix("date: ")).unwrap();
+        assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+        assert_eq!(
+            text.replace(date, "D"),
+            "HTTP/1.1 301 Moved Permanently\r\nlocation: https://d.test/\r\ncache-control: max-age=90\r\n\
+             content-length: 0\r\ndate: D\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        write_answer(&mut out, &plain(StatusCode::NOT_FOUND, "gone\n"), true, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+        assert!(text.contains("content-length: 5\r\n"), "{text}");
+        assert!(text.ends_with("connection: close\r\n\r\n"), "HEAD has no body: {text}");
+    }
+}
