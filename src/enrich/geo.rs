@@ -113,6 +113,9 @@ pub struct GeoDb {
     /// Node where IPv4 lookups start (the node reached by 96 zero bits in an
     /// IPv6 tree, RFC 4291 §2.5.5.1 style `::a.b.c.d` placement).
     ipv4_start: usize,
+    /// For each IPv4 prefix of [`V4_PREFIX_BITS`], the node (or the final record) reached after
+    /// its bits: an IPv4 lookup starts that far down the tree. Every click looks up an address.
+    v4_prefix: Box<[u32]>,
     /// Country of each data record the tree points to, by data-section offset. The offsets come
     /// from the database, not from requests, so the map uses foldhash rather than SipHash.
     countries: HashMap<u32, CountryCode, foldhash::fast::RandomState>,
@@ -147,6 +150,9 @@ const DATA_SEPARATOR_LEN: usize = 16;
 
 /// Deepest nesting of maps and arrays accepted in a record.
 const MAX_DEPTH: u32 = 32;
+
+/// How many leading bits of an IPv4 address [`GeoDb`]'s prefix table resolves (a 256 KiB table).
+const V4_PREFIX_BITS: u32 = 16;
 
 impl GeoDb {
     /// The database shipped with the binary (`data/geo-whois-asn-country.mmdb`).
@@ -183,17 +189,15 @@ impl GeoDb {
         if is_special_purpose(ip) {
             return None;
         }
-        let (bits, width, mut node) = match ip {
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32, self.ipv4_start),
-            IpAddr::V6(_) if self.ip_version == 4 => return None,
-            IpAddr::V6(v6) => (u128::from(v6), 128, 0),
-        };
-        for i in (0..width).rev() {
-            if node >= self.node_count {
-                break;
+        let node = match ip {
+            IpAddr::V4(v4) => {
+                let bits = u32::from(v4);
+                let prefix = self.v4_prefix.get((bits >> (32 - V4_PREFIX_BITS)) as usize).copied()?;
+                self.walk(prefix as usize, u128::from(bits), 32 - V4_PREFIX_BITS)?
             }
-            node = self.record(node, ((bits >> i) & 1) as usize)?;
-        }
+            IpAddr::V6(_) if self.ip_version == 4 => return None,
+            IpAddr::V6(v6) => self.walk(0, u128::from(v6), 128)?,
+        };
         let offset = node.checked_sub(self.node_count + DATA_SEPARATOR_LEN)?;
         self.countries.get(&u32::try_from(offset).ok()?).copied()
     }
@@ -253,6 +257,7 @@ impl GeoDb {
             record_size: meta.record_size,
             ip_version: meta.ip_version,
             ipv4_start: 0,
+            v4_prefix: Box::default(),
             countries: HashMap::default(),
             database_type: meta.database_type,
             build_epoch: meta.build_epoch,
@@ -306,12 +311,48 @@ impl GeoDb {
             }
             db.ipv4_start = node;
         }
+        let mut v4_prefix = vec![0u32; 1 << V4_PREFIX_BITS];
+        db.fill_prefixes(&mut v4_prefix, db.ipv4_start, 0);
+        db.v4_prefix = v4_prefix.into_boxed_slice();
         // Lookups read only the search tree: drop the rest of a loaded file.
         if let Cow::Owned(bytes) = &mut db.bytes {
             bytes.truncate(tree_len);
             bytes.shrink_to_fit();
         }
         Ok(db)
+    }
+
+    /// Follows the tree from `node` along the low `bits` bits of `address`, highest first, until
+    /// a record that is not a node.
+    fn walk(&self, mut node: usize, address: u128, bits: u32) -> Option<usize> {
+        for i in (0..bits).rev() {
+            if node >= self.node_count {
+                break;
+            }
+            node = self.record(node, ((address >> i) & 1) as usize)?;
+        }
+        Some(node)
+    }
+
+    /// Fills `table` (the prefixes below `node`, which sits `V4_PREFIX_BITS - log2(len)` levels
+    /// down) with the node or record each prefix reaches: one visit per tree node above that
+    /// depth, and a whole range at once where the tree ends sooner.
+    fn fill_prefixes(&self, table: &mut [u32], node: usize, depth: u32) {
+        if node >= self.node_count || depth == V4_PREFIX_BITS {
+            // Records were checked at load to fit their size (at most 32 bits).
+            table.fill(u32::try_from(node).unwrap_or(u32::MAX));
+            return;
+        }
+        let (left, right) = table.split_at_mut(table.len() / 2);
+        let unreadable = self.node_count as u32;
+        match (self.record(node, 0), self.record(node, 1)) {
+            (Some(l), Some(r)) => {
+                self.fill_prefixes(left, l, depth + 1);
+                self.fill_prefixes(right, r, depth + 1);
+            }
+            // Not reached: load checked every node. No data, as a walk would find.
+            _ => table.fill(unreadable),
+        }
     }
 
     /// One record of a search-tree node (`side` 0 = left, 1 = right).
