@@ -24,7 +24,7 @@ use clickstream::enrich::session::SessionTracker;
 use clickstream::enrich::{EnrichLists, Enricher};
 use clickstream::links::LinkTable;
 use clickstream::metrics::Metrics;
-use clickstream::redirect::Router;
+use clickstream::redirect::{Head, Headers, Router};
 use clickstream::spool::{RecordMeta, Spool};
 
 const CHROME: &str =
@@ -89,6 +89,30 @@ fn handle(c: &mut Criterion) {
         .unwrap();
     c.bench_function("handle/redirect_with_query", |b| {
         b.iter(|| black_box(router.handle(&with_query, peer, false).status()))
+    });
+    // The plain listener's path: parse the head, route, hand off, write the response bytes.
+    let raw = format!(
+        "GET /tag-1f HTTP/1.1\r\nHost: brand.link\r\nUser-Agent: {CHROME}\r\n\
+         Accept-Language: en-US,en;q=0.9\r\nReferer: https://www.google.com/\r\n\r\n"
+    );
+    let mut out = Vec::with_capacity(1024);
+    c.bench_function("handle/plain_http1_parse_route_write", |b| {
+        b.iter(|| {
+            let mut fields = [httparse::EMPTY_HEADER; 16];
+            let mut req = httparse::Request::new(&mut fields);
+            req.parse(raw.as_bytes()).unwrap();
+            let head = Head {
+                method: req.method.unwrap().as_bytes(),
+                target_host: None,
+                path: req.path.unwrap(),
+                query: None,
+                headers: Headers::List(req.headers),
+            };
+            let answer = router.answer(&head, peer, false);
+            out.clear();
+            clickstream::h1::write_answer(&mut out, &answer, false, true, false);
+            black_box(out.len())
+        })
     });
 }
 

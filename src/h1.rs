@@ -268,8 +268,9 @@ fn framing(req: &httparse::Request<'_, '_>) -> Option<Framing> {
     })
 }
 
-/// Appends `answer` as an HTTP/1.1 response.
-fn write_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool, keep_alive: bool, http10: bool) {
+/// Appends `answer` as an HTTP/1.1 response: without its body for `HEAD`, with `Connection:
+/// close` unless `keep_alive`, and `Connection: keep-alive` for a kept HTTP/1.0 connection.
+pub fn write_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool, keep_alive: bool, http10: bool) {
     let status = answer.status;
     // Writing to a Vec cannot fail.
     let _ = write!(

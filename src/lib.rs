@@ -6,6 +6,8 @@
 //! - [`links`]: the link table (CSV / JSON Lines) and its `O(1)` lookup structure.
 //! - [`server`]: listeners (plain HTTP/1.1; TLS with HTTP/2 by ALPN), connection limits and
 //!   timeouts, ACME challenge files, graceful shutdown.
+//! - [`h1`]: the plain listener's HTTP/1.1 connections, parsed with `httparse` and answered
+//!   without hyper (hyper serves TLS and the admin listener).
 //! - [`tls`]: certificates per custom domain, chosen by SNI, reloaded atomically.
 //! - [`redirect`]: **the hit path** — one request in, one redirect out, one [`click::Hit`] handed
 //!   off without waiting.
@@ -22,7 +24,7 @@
 //! # Data flow
 //!
 //! ```text
-//!  request ──▶ server ──▶ redirect::Router::handle ──▶ 30x response
+//!  request ──▶ server / h1 ──▶ redirect::Router::answer ──▶ 30x response
 //!                              │ try_send (bounded; full = counted drop)
 //!                              ▼
 //!                         click queue ──▶ pipeline thread: enrich ─▶ JSON ─▶ spool (fsync / 200 ms)
@@ -40,7 +42,7 @@ pub mod app;
 pub mod click;
 pub mod config;
 pub mod enrich;
-mod h1;
+pub mod h1;
 pub mod links;
 pub mod metrics;
 pub mod pipeline;
