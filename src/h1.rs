@@ -35,7 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::redirect::{Answer, Head, Headers, Router, plain};
+use crate::redirect::{ALLOWED_METHODS, Answer, BAD_REQUEST_PAGE, Head, Headers, Router, plain};
 use crate::server::{Activity, acme_answer, acme_path, until_true};
 
 /// Most header fields in one request head (hyper's limit as well).
@@ -84,11 +84,7 @@ impl Conn<'_> {
         let stop = until_true(&mut flag);
         tokio::pin!(stop);
         loop {
-            if skip > 0 {
-                let n = (end - start).min(usize::try_from(skip).unwrap_or(usize::MAX));
-                start += n;
-                skip -= n as u64;
-            }
+            drop_body(&mut start, end, &mut skip);
             // Answer every complete head already read.
             while skip == 0 && start < end {
                 // Left uninitialized: httparse writes the fields it finds (3 KiB not cleared per request).
@@ -120,11 +116,7 @@ impl Conn<'_> {
                 }
                 start += len;
                 skip = framing.body;
-                if skip > 0 {
-                    let n = (end - start).min(usize::try_from(skip).unwrap_or(usize::MAX));
-                    start += n;
-                    skip -= n as u64;
-                }
+                drop_body(&mut start, end, &mut skip);
             }
             if !out.is_empty() {
                 stream.write_all(&out).await.map_err(|e| format!("write: {e}"))?;
@@ -165,7 +157,7 @@ impl Conn<'_> {
         let target = req.path.unwrap_or("");
         // `http::Uri` (what hyper checks with) takes visible ASCII only.
         if !target.is_ascii() {
-            return plain(StatusCode::BAD_REQUEST, "bad request\n");
+            return plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE);
         }
         let parsed: http::Uri;
         let (target_host, path, query) = if target.starts_with('/') {
@@ -184,7 +176,7 @@ impl Conn<'_> {
                     parsed = uri;
                     (parsed.host(), parsed.path(), parsed.query())
                 }
-                Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request\n"),
+                Err(_) => return plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE),
             }
         };
         if let Some(file) = self.acme_dir.and_then(|dir| acme_path(dir, path)) {
@@ -225,6 +217,14 @@ impl Conn<'_> {
         .await;
         if why.is_empty() { Ok(()) } else { Err(why.to_string()) }
     }
+}
+
+/// Drops what of the `skip` body bytes still owed is in `start..end` (before the next head, or
+/// before compacting the buffer, which would otherwise move body bytes along).
+fn drop_body(start: &mut usize, end: usize, skip: &mut u64) {
+    let n = (end - *start).min(usize::try_from(*skip).unwrap_or(usize::MAX));
+    *start += n;
+    *skip -= n as u64;
 }
 
 /// Keep-alive and body length of a request; `None` for conflicting or unreadable
@@ -287,7 +287,7 @@ pub fn write_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool, keep_al
         field(out, b"content-type", content_type.as_bytes());
     }
     if answer.allow {
-        field(out, b"allow", b"GET, HEAD");
+        field(out, b"allow", ALLOWED_METHODS.as_bytes());
     }
     let _ = write!(out, "content-length: {}\r\n", answer.body.len());
     DATE.with(|date| field(out, b"date", date.borrow_mut().now()));
@@ -314,7 +314,7 @@ fn write_error(out: &mut Vec<u8>, status: StatusCode) {
     let body = if status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE {
         "request header fields too large\n"
     } else {
-        "bad request\n"
+        BAD_REQUEST_PAGE
     };
     write_answer(out, &plain(status, body), false, false, false);
 }

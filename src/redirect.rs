@@ -33,7 +33,9 @@ pub type Body = Full<Bytes>;
 
 const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
 <h1>Link not found</h1><p>This short link does not exist or is no longer active.</p>\n";
-const BAD_REQUEST_PAGE: &str = "bad request\n";
+pub(crate) const BAD_REQUEST_PAGE: &str = "bad request\n";
+/// The methods every path answers, for `Allow`.
+pub(crate) const ALLOWED_METHODS: &str = "GET, HEAD";
 const METHOD_NOT_ALLOWED_PAGE: &str = "method not allowed: use GET or HEAD\n";
 
 /// Answers requests from the current link table.
@@ -144,7 +146,7 @@ impl Answer {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
         if self.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
         response
     }
