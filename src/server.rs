@@ -17,7 +17,7 @@
 //!
 //! Both are watched by one timer per connection ([`Activity::expired`]) that the requests only
 //! stamp with an atomic store. hyper's own header timer would create and cancel a timer for
-//! every request, which cost about a tenth of the server's CPU per request under load.
+//! every request, which cost up to a tenth of the server's CPU per request under load.
 //! - `max_header_bytes`: the read buffer's limit (`h1`'s, or hyper's on TLS); a larger head is
 //!   answered 431.
 //!
@@ -29,7 +29,7 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,7 +109,8 @@ pub async fn serve_plain(
                 let activity = Activity::new();
                 let conn = crate::h1::Conn {
                     router: &router,
-                    peer: canonical_ip(peer.ip()),
+                    // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
+                    peer: peer.ip().to_canonical(),
                     max_head: limits.max_header_bytes,
                     acme_dir: limits.acme_challenge_dir.as_deref(),
                     activity: &activity,
@@ -207,7 +208,7 @@ pub async fn serve_connection<I>(
         inner: io,
         activity: activity.clone(),
     });
-    let peer_ip = canonical_ip(peer.ip());
+    let peer_ip = peer.ip().to_canonical();
     let clock = activity.clone();
     let acme = limits.acme_challenge_dir.clone().map(Arc::new);
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -248,14 +249,6 @@ pub async fn serve_connection<I>(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended");
-    }
-}
-
-/// A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`: those are IPv4.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
     }
 }
 
