@@ -334,9 +334,9 @@ impl GeoDb {
         Some(node)
     }
 
-    /// Fills `table` (the prefixes below `node`, which sits `V4_PREFIX_BITS - log2(len)` levels
-    /// down) with the node or record each prefix reaches: one visit per tree node above that
-    /// depth, and a whole range at once where the tree ends sooner.
+    /// Fills `table`, the prefixes that pass through `node` (reached after `depth` bits), with
+    /// the node or record each prefix reaches after [`V4_PREFIX_BITS`] bits: one visit per tree
+    /// node above that depth, and a whole range at once where the tree ends sooner.
     fn fill_prefixes(&self, table: &mut [u32], node: usize, depth: u32) {
         if node >= self.node_count || depth == V4_PREFIX_BITS {
             // Records were checked at load to fit their size (at most 32 bits).
@@ -344,14 +344,13 @@ impl GeoDb {
             return;
         }
         let (left, right) = table.split_at_mut(table.len() / 2);
-        let unreadable = self.node_count as u32;
         match (self.record(node, 0), self.record(node, 1)) {
             (Some(l), Some(r)) => {
                 self.fill_prefixes(left, l, depth + 1);
                 self.fill_prefixes(right, r, depth + 1);
             }
             // Not reached: load checked every node. No data, as a walk would find.
-            _ => table.fill(unreadable),
+            _ => table.fill(u32::try_from(self.node_count).unwrap_or(u32::MAX)),
         }
     }
 
