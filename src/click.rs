@@ -96,8 +96,8 @@ impl HitHeaders {
             if !found {
                 continue;
             }
-            // hyper bounds a request head far below 4 GiB; a span that did not fit would be
-            // left out rather than wrapped.
+            // Request heads are bounded (`max_header_bytes`) far below 4 GiB; a span that did
+            // not fit would be left out rather than wrapped.
             if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(captured.bytes.len())) {
                 *span = Some((start, end));
             }
