@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::Request;
+use http::{Request, StatusCode};
 
 use clickstream::click::{ClickQueue, Hit, HitHeaders};
 use clickstream::config::Config;
@@ -24,7 +24,7 @@ use clickstream::enrich::session::SessionTracker;
 use clickstream::enrich::{EnrichLists, Enricher};
 use clickstream::links::LinkTable;
 use clickstream::metrics::Metrics;
-use clickstream::redirect::{Head, Headers, Router};
+use clickstream::redirect::{Head, Headers, Outcome, Router};
 use clickstream::spool::{RecordMeta, Spool};
 
 const CHROME: &str =
@@ -108,9 +108,10 @@ fn handle(c: &mut Criterion) {
                 query: None,
                 headers: Headers::List(req.headers),
             };
-            let answer = router.answer(&head, peer, false);
             out.clear();
-            clickstream::h1::write_answer(&mut out, &answer, false, true, false);
+            router.answer(&head, peer, false, |answer| {
+                clickstream::h1::write_answer(&mut out, answer, clickstream::h1::Form::KEEP)
+            });
             black_box(out.len())
         })
     });
@@ -236,7 +237,9 @@ fn metrics_cost(c: &mut Criterion) {
     c.bench_function("metrics/latency_observe", |b| {
         b.iter(|| m.request_latency.observe(black_box(since).elapsed()))
     });
-    c.bench_function("metrics/counter_inc", |b| b.iter(|| black_box(&m.redirects_301).inc()));
+    c.bench_function("metrics/redirect_count", |b| {
+        b.iter(|| m.record_outcome(black_box(Outcome::Click), black_box(StatusCode::MOVED_PERMANENTLY)))
+    });
 }
 
 criterion_group!(benches, session_memory, lookups, handle, metrics_cost, enrich, spool);

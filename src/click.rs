@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::SystemTime;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderName};
 use serde::Serialize;
 
 use crate::enrich::agent::AgentInfo;
@@ -30,7 +30,7 @@ pub struct Hit {
     pub link: Arc<Link>,
     /// The `Location` sent when the request's query was merged into the link's destination;
     /// `None` when it was the link's own.
-    pub merged_location: Option<HeaderValue>,
+    pub merged_location: Option<Arc<str>>,
     /// Socket peer; the client address is resolved from it and the forwarding headers later.
     pub peer: IpAddr,
     /// A `HEAD` request (classified as a bot).
@@ -181,7 +181,7 @@ impl ClickQueue {
     /// Hands a hit on, or drops it (counted) when the queue is full or closed.
     pub fn offer(&self, hit: Hit) {
         match self.tx.try_send(hit) {
-            Ok(()) => self.metrics.clicks_queued.inc(),
+            Ok(()) => {}
             Err(TrySendError::Full(_)) => self.metrics.clicks_dropped_queue_full.inc(),
             Err(TrySendError::Disconnected(_)) => self.metrics.clicks_dropped_shutdown.inc(),
         }
@@ -510,6 +510,7 @@ pub fn unix_micros(t: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
     use serde::ser::SerializeMap;
 
     /// The straightforward serde model of `route.destination`: the reference `destination_json`
@@ -663,7 +664,7 @@ mod tests {
             "l\"1",
             "spring-sale",
             http::StatusCode::MOVED_PERMANENTLY,
-            HeaderValue::from_static("https://example.com/?a=1"),
+            "https://example.com/?a=1",
             Arc::new(owner),
         );
         let event = ClickEvent {

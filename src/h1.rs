@@ -108,9 +108,12 @@ impl Conn<'_> {
                     return self.close(stream, &out, "conflicting Content-Length").await;
                 };
                 let keep_alive = framing.keep_alive && !shutting_down;
-                let answer = self.answer(&req).await;
-                let head_only = req.method == Some("HEAD");
-                write_answer(&mut out, &answer, head_only, keep_alive, req.version == Some(0));
+                let form = Form {
+                    head_only: req.method == Some("HEAD"),
+                    keep_alive,
+                    http10: req.version == Some(0),
+                };
+                self.respond(&req, &mut out, form).await;
                 if !keep_alive {
                     return self.close(stream, &out, "").await;
                 }
@@ -151,13 +154,13 @@ impl Conn<'_> {
         }
     }
 
-    /// The answer to one parsed head.
-    async fn answer(&self, req: &httparse::Request<'_, '_>) -> Answer {
+    /// Appends the answer to one parsed head to `out`.
+    async fn respond(&self, req: &httparse::Request<'_, '_>, out: &mut Vec<u8>, form: Form) {
         let latency = self.activity.head_done();
         let target = req.path.unwrap_or("");
         // `http::Uri` (what hyper checks with) takes visible ASCII only.
         if !target.is_ascii() {
-            return plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE);
+            return write_answer(out, &plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), form);
         }
         let parsed: http::Uri;
         let (target_host, path, query) = if target.starts_with('/') {
@@ -176,13 +179,13 @@ impl Conn<'_> {
                     parsed = uri;
                     (parsed.host(), parsed.path(), parsed.query())
                 }
-                Err(_) => return plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE),
+                Err(_) => return write_answer(out, &plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), form),
             }
         };
         if let Some(file) = self.acme_dir.and_then(|dir| acme_path(dir, path)) {
             let answer = acme_answer(&file, self.router).await;
             self.router.metrics().request_latency.observe(latency);
-            return answer;
+            return write_answer(out, &answer, form);
         }
         let head = Head {
             method: req.method.unwrap_or("").as_bytes(),
@@ -191,9 +194,9 @@ impl Conn<'_> {
             query,
             headers: Headers::List(req.headers),
         };
-        let answer = self.router.answer(&head, self.peer, false);
+        self.router
+            .answer(&head, self.peer, false, |answer| write_answer(out, answer, form));
         self.router.metrics().request_latency.observe(latency);
-        answer
     }
 
     /// Sends `out` (the last answers), ends the sending side, and drops what the client still
@@ -268,9 +271,38 @@ fn framing(req: &httparse::Request<'_, '_>) -> Option<Framing> {
     })
 }
 
-/// Appends `answer` as an HTTP/1.1 response: without its body for `HEAD`, with `Connection:
-/// close` unless `keep_alive`, and `Connection: keep-alive` for a kept HTTP/1.0 connection.
-pub fn write_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool, keep_alive: bool, http10: bool) {
+/// How an answer is written, from its request.
+#[derive(Debug, Clone, Copy)]
+pub struct Form {
+    /// A `HEAD` request: no body.
+    pub head_only: bool,
+    /// The connection stays open; else `Connection: close`.
+    pub keep_alive: bool,
+    /// An HTTP/1.0 request: a kept connection says `Connection: keep-alive`.
+    pub http10: bool,
+}
+
+impl Form {
+    /// An answer with a body that closes the connection.
+    pub const CLOSE: Form = Form {
+        head_only: false,
+        keep_alive: false,
+        http10: false,
+    };
+    /// An answer with a body on a kept HTTP/1.1 connection.
+    pub const KEEP: Form = Form {
+        keep_alive: true,
+        ..Form::CLOSE
+    };
+}
+
+/// Appends `answer` as an HTTP/1.1 response in the `form` its request asks for.
+pub fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>, form: Form) {
+    let Form {
+        head_only,
+        keep_alive,
+        http10,
+    } = form;
     let status = answer.status;
     // Writing to a Vec cannot fail.
     let _ = write!(
@@ -316,7 +348,7 @@ fn write_error(out: &mut Vec<u8>, status: StatusCode) {
     } else {
         BAD_REQUEST_PAGE
     };
-    write_answer(out, &plain(status, body), false, false, false);
+    write_answer(out, &plain(status, body), Form::CLOSE);
 }
 
 thread_local! {
@@ -384,14 +416,14 @@ mod tests {
     fn answers_are_written_like_hyper_writes_them() {
         let answer = Answer {
             status: StatusCode::MOVED_PERMANENTLY,
-            location: Some(http::HeaderValue::from_static("https://d.test/")),
-            cache_control: http::HeaderValue::from_static("max-age=90"),
+            location: Some(crate::redirect::Location::Table(b"https://d.test/")),
+            cache_control: &http::HeaderValue::from_static("max-age=90"),
             content_type: None,
             allow: false,
             body: bytes::Bytes::new(),
         };
         let mut out = Vec::new();
-        write_answer(&mut out, &answer, false, true, false);
+        write_answer(&mut out, &answer, Form::KEEP);
         let text = String::from_utf8(out).unwrap();
         let date = text.lines().find_map(|l| l.strip_prefix("date: ")).unwrap();
         assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
@@ -401,7 +433,11 @@ mod tests {
              content-length: 0\r\ndate: D\r\n\r\n"
         );
         let mut out = Vec::new();
-        write_answer(&mut out, &plain(StatusCode::NOT_FOUND, "gone\n"), true, false, false);
+        let form = Form {
+            head_only: true,
+            ..Form::CLOSE
+        };
+        write_answer(&mut out, &plain(StatusCode::NOT_FOUND, "gone\n"), form);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
         assert!(text.contains("content-length: 5\r\n"), "{text}");

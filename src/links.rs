@@ -81,19 +81,22 @@ pub struct Owner {
 
 /// One branded short link, ready to answer.
 ///
-/// Kept small, since a table holds millions: the id and slashtag share one allocation, and
-/// what many links have in common is one shared [`Owner`]. 112 bytes with its reference count,
-/// plus the two strings.
+/// Kept small, since a table holds millions, and laid out for the redirect: the slashtag, the
+/// destination and the id share one allocation, in that order, so a lookup that compares the
+/// slashtag has usually brought the `Location` bytes into the cache with it; what many links
+/// have in common is one shared [`Owner`]. 80 bytes with its reference count, plus the text;
+/// in declaration order, so that what a redirect reads sits next to the reference count.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Link {
-    /// `route.id` followed by `route.slashtag`.
-    names: Box<str>,
-    /// Where the slashtag starts in `names`.
-    id_len: u32,
+    /// `route.slashtag`, the destination as sent in `Location`, then `route.id`.
+    text: Box<str>,
+    /// Where the destination starts in `text`.
+    slashtag_len: u32,
+    /// Where the id starts in `text`.
+    id_start: u32,
     /// Redirect status (the link's, else its domain's, else 301).
     pub status: StatusCode,
-    /// The destination, ready to send as `Location`.
-    pub location: HeaderValue,
     /// Domain, creator and workspace.
     pub owner: Arc<Owner>,
     /// `route.destination` as JSON, made by the pipeline thread at the link's first click:
@@ -103,14 +106,17 @@ pub struct Link {
 }
 
 impl Link {
-    /// A link; `id` longer than 4 GiB is cut (the table reader never makes one).
-    pub fn new(id: &str, slashtag: &str, status: StatusCode, location: HeaderValue, owner: Arc<Owner>) -> Link {
-        let id = &id[..id.floor_char_boundary(u32::MAX as usize)];
+    /// A link. `location` is sent as the `Location` field as it is, so it must be one: visible
+    /// ASCII (the table reader percent-encodes everything else); any other is replaced by `/`.
+    /// Parts longer than 4 GiB are cut (the table reader never makes one).
+    pub fn new(id: &str, slashtag: &str, status: StatusCode, location: &str, owner: Arc<Owner>) -> Link {
+        let location = if is_field_value(location) { location } else { "/" };
+        let (id, slashtag, location) = (cut(id), cut(slashtag), cut(location));
         Link {
-            names: [id, slashtag].concat().into_boxed_str(),
-            id_len: id.len() as u32,
+            text: [slashtag, location, id].concat().into_boxed_str(),
+            slashtag_len: slashtag.len() as u32,
+            id_start: (slashtag.len() + location.len()) as u32,
             status,
-            location,
             owner,
             destination_json: OnceLock::new(),
         }
@@ -118,12 +124,18 @@ impl Link {
 
     /// `route.id`
     pub fn id(&self) -> &str {
-        &self.names[..self.id_len as usize]
+        &self.text[self.id_start as usize..]
     }
 
     /// `route.slashtag`, exactly as in the table.
     pub fn slashtag(&self) -> &str {
-        &self.names[self.id_len as usize..]
+        &self.text[..self.slashtag_len as usize]
+    }
+
+    /// The destination URL as sent in `Location`: the table's spelling when it was visible
+    /// ASCII, else its percent-encoded form.
+    pub fn destination(&self) -> &str {
+        &self.text[self.slashtag_len as usize..self.id_start as usize]
     }
 
     /// `route.domain.raw`: the lower-case custom domain.
@@ -146,12 +158,6 @@ impl Link {
         &self.owner.workspace
     }
 
-    /// The destination URL as written in the table.
-    pub fn destination(&self) -> &str {
-        // Built from a validated `&str` at load, so it is always visible ASCII or UTF-8.
-        std::str::from_utf8(self.location.as_bytes()).unwrap_or("")
-    }
-
     /// `route.destination` of this link's clicks as JSON ([`crate::click::destination_json`]),
     /// made at the first call and kept.
     pub fn destination_json(&self) -> Arc<str> {
@@ -160,6 +166,17 @@ impl Link {
                 .get_or_init(|| crate::click::destination_json(self.destination())),
         )
     }
+}
+
+/// `s` cut to at most a quarter of 4 GiB, so that three such fit `u32` offsets.
+fn cut(s: &str) -> &str {
+    &s[..s.floor_char_boundary(u32::MAX as usize / 4)]
+}
+
+/// A value that can be written into a response head as it is: visible ASCII and spaces, not
+/// empty. (`HeaderValue` also takes bytes above 0x7f, which no URL this server sends has.)
+pub fn is_field_value(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
 }
 
 /// A set entry keyed by the link's slashtag, so the slashtag is stored once.
@@ -851,13 +868,6 @@ impl Interner {
     }
 }
 
-fn header_value(url: &str) -> HeaderValue {
-    // `check_redirect_url` refused control characters, and `Url` percent-encodes the rest, so the
-    // value is always valid; `from_maybe_shared` keeps the one copy of the bytes.
-    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(url.as_bytes()))
-        .unwrap_or_else(|_| HeaderValue::from_static("/"))
-}
-
 /// Validates a slashtag: not empty, no `/`-only path, no control characters.
 fn check_slashtag(s: &str) -> Result<(), String> {
     if s.is_empty() {
@@ -901,6 +911,13 @@ fn check_domain(d: &str) -> Result<Cow<'_, str>, String> {
     } else {
         Cow::Borrowed(d)
     })
+}
+
+fn header_value(url: &str) -> HeaderValue {
+    // `check_redirect_url` refused control characters, and `Url` percent-encodes the rest, so the
+    // value is always valid; `from_maybe_shared` keeps the one copy of the bytes.
+    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(url.as_bytes()))
+        .unwrap_or_else(|_| HeaderValue::from_static("/"))
 }
 
 /// Validates lines and makes their links, collecting every error. One per stretch of the file,
@@ -989,11 +1006,7 @@ impl<'c> LineParser<'c> {
         // The table's own spelling is sent when it is already a valid header value; `Url`'s
         // serialization (which percent-encodes) only when the raw text needs it.
         let raw = destination.trim();
-        let location = if raw.is_ascii() && HeaderValue::from_str(raw).is_ok() {
-            header_value(raw)
-        } else {
-            header_value(url.as_str())
-        };
+        let location = if is_field_value(raw) { raw } else { url.as_str() };
         // Most lines repeat an owner seen before: one lookup of the raw fields finds it.
         let fields = [
             &*domain_name,
@@ -1375,5 +1388,40 @@ not json
         assert_eq!(d.lookup("sale").unwrap().id(), "1");
         assert!(d.lookup("SALE").is_none(), "'sale' and 'Sale' both fold to it");
         assert_eq!(d.lookup("NEWS").unwrap().id(), "3");
+    }
+
+    #[test]
+    fn a_link_is_small() {
+        assert_eq!(std::mem::size_of::<Link>(), 64);
+    }
+
+    #[test]
+    fn a_link_keeps_its_three_strings_apart() {
+        let owner = Arc::new(Owner {
+            domain: "a.test".into(),
+            domain_id: "".into(),
+            creator_id: "".into(),
+            workspace: Arc::new(Workspace {
+                id: "".into(),
+                name: "".into(),
+            }),
+        });
+        let link = Link::new("ïd", "Tag", StatusCode::FOUND, "https://e.test/?q=1", owner.clone());
+        assert_eq!(
+            (link.id(), link.slashtag(), link.destination()),
+            ("ïd", "Tag", "https://e.test/?q=1")
+        );
+        let link = Link::new("", "", StatusCode::FOUND, "https://e.test/", owner.clone());
+        assert_eq!(
+            (link.id(), link.slashtag(), link.destination()),
+            ("", "", "https://e.test/")
+        );
+        // A value that would break the response head is never sent.
+        for bad in ["https://e.test/\r\nset-cookie: x=1", "", "https://e.test/é"] {
+            assert_eq!(
+                Link::new("1", "t", StatusCode::FOUND, bad, owner.clone()).destination(),
+                "/"
+            );
+        }
     }
 }

@@ -114,16 +114,17 @@ fn is(field: &httparse::Header<'_>, name: &HeaderName) -> bool {
 }
 
 /// A response as the router makes it. Every answer of this server has this shape, so the hit
-/// path fills no header map: [`Answer::into_response`] makes hyper's `Response`, and `h1`
-/// writes the fields directly.
+/// path fills no header map: [`Answer::to_response`] makes hyper's `Response`, and `h1` writes
+/// the fields directly. It borrows from the link table, so that answering a link touches no
+/// reference count: [`Router::answer`] hands it to a closure while the table is held.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub struct Answer<'a> {
     /// Status code.
     pub status: StatusCode,
     /// `Location`, for redirects.
-    pub location: Option<HeaderValue>,
+    pub location: Option<Location<'a>>,
     /// `Cache-Control`.
-    pub cache_control: HeaderValue,
+    pub cache_control: &'a HeaderValue,
     /// `Content-Type`, for answers with a body.
     pub content_type: Option<&'static str>,
     /// `Allow: GET, HEAD` (405).
@@ -132,16 +133,40 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-impl Answer {
+/// The `Location` of a redirect: borrowed from the table, or made for this request.
+#[derive(Debug, Clone)]
+pub enum Location<'a> {
+    /// A link's destination or a domain's fallback URL, already a valid field value.
+    Table(&'a [u8]),
+    /// A destination with the request's query merged in, or an https redirect (shared with the
+    /// click's [`Hit`]).
+    Built(Arc<str>),
+}
+
+impl Location<'_> {
+    /// The field value.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Location::Table(b) => b,
+            Location::Built(s) => s.as_bytes(),
+        }
+    }
+}
+
+/// `Cache-Control` of answers that must not be cached.
+static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+impl Answer<'_> {
     /// The same answer as hyper's response.
-    pub fn into_response(self) -> Response<Body> {
-        let mut response = Response::new(Body::new(self.body));
+    pub fn to_response(&self) -> Response<Body> {
+        let mut response = Response::new(Body::new(self.body.clone()));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        if let Some(location) = self.location {
+        // Every `Location` was checked to be a valid field value when it was made.
+        if let Some(Ok(location)) = self.location.as_ref().map(|l| HeaderValue::from_bytes(l.as_bytes())) {
             headers.insert(header::LOCATION, location);
         }
-        headers.insert(header::CACHE_CONTROL, self.cache_control);
+        headers.insert(header::CACHE_CONTROL, self.cache_control.clone());
         if let Some(content_type) = self.content_type {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
@@ -168,14 +193,16 @@ impl Router {
             query: req.uri().query(),
             headers: Headers::Map(req.headers()),
         };
-        self.answer(&head, peer, tls).into_response()
+        self.answer(&head, peer, tls, |answer| answer.to_response())
     }
 
-    /// Answers one request head, from hyper or from the plain listener's own parser (`h1`).
-    pub fn answer(&self, head: &Head<'_>, peer: IpAddr, tls: bool) -> Answer {
-        let (answer, outcome) = self.route(head, peer, tls);
+    /// Answers one request head, from hyper or from the plain listener's own parser (`h1`):
+    /// `respond` gets the answer while it can still borrow from the table.
+    pub fn answer<R>(&self, head: &Head<'_>, peer: IpAddr, tls: bool, respond: impl FnOnce(&Answer<'_>) -> R) -> R {
+        let table = self.table.load();
+        let (answer, outcome) = self.route(&table, head, peer, tls);
         self.metrics.record_outcome(outcome, answer.status);
-        answer
+        respond(&answer)
     }
 
     /// The counters this router writes.
@@ -183,7 +210,7 @@ impl Router {
         &self.metrics
     }
 
-    fn route(&self, req: &Head<'_>, peer: IpAddr, tls: bool) -> (Answer, Outcome) {
+    fn route<'t>(&self, table: &'t LinkTable, req: &Head<'_>, peer: IpAddr, tls: bool) -> (Answer<'t>, Outcome) {
         let head = match req.method {
             b"GET" => false,
             b"HEAD" => true,
@@ -192,7 +219,6 @@ impl Router {
         let Some(host) = request_host(req) else {
             return (plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), Outcome::BadRequest);
         };
-        let table = self.table.load();
         let Some(domain) = table.domain_for_host(&host) else {
             return (not_found(), Outcome::NotFound);
         };
@@ -214,11 +240,14 @@ impl Router {
             return fallback(domain.not_found.as_ref());
         };
         let merged = match req.query {
-            Some(q) if domain.forward_query && !q.is_empty() => Some(merged_location(link, q)),
+            Some(q) if domain.forward_query && !q.is_empty() => merged_location(link, q),
             _ => None,
         };
-        let location = merged.clone().unwrap_or_else(|| link.location.clone());
-        let response = redirect(link.status, location, domain.cache_control(link.status).clone());
+        let location = match &merged {
+            Some(m) => Location::Built(Arc::clone(m)),
+            None => Location::Table(link.destination().as_bytes()),
+        };
+        let response = redirect(link.status, location, domain.cache_control(link.status));
         domain.counters.redirect(link.status);
         if is_prefetch(&req.headers) {
             return (response, Outcome::Prefetch);
@@ -284,11 +313,12 @@ fn is_prefetch(headers: &Headers<'_>) -> bool {
     })
 }
 
-fn merged_location(link: &Link, query: &str) -> HeaderValue {
+/// The link's destination with `query` merged in; `None` (the plain destination is sent) in the
+/// case that cannot happen of a result that is not a valid field value: the destination is one,
+/// and the query came from a request line that was visible ASCII.
+fn merged_location(link: &Link, query: &str) -> Option<Arc<str>> {
     let merged = merge_query(link.destination(), query);
-    // The destination was a valid header value and the request's query came from a valid
-    // request line (visible ASCII), so the merge is one too; fall back to the plain destination.
-    HeaderValue::from_maybe_shared(Bytes::from(merged)).unwrap_or_else(|_| link.location.clone())
+    crate::links::is_field_value(&merged).then(|| Arc::from(merged))
 }
 
 /// Merges a request's query into a destination URL: the destination's parameters keep their
@@ -356,7 +386,7 @@ fn pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
     })
 }
 
-fn redirect(status: StatusCode, location: HeaderValue, cache_control: HeaderValue) -> Answer {
+fn redirect<'a>(status: StatusCode, location: Location<'a>, cache_control: &'a HeaderValue) -> Answer<'a> {
     Answer {
         status,
         location: Some(location),
@@ -368,30 +398,27 @@ fn redirect(status: StatusCode, location: HeaderValue, cache_control: HeaderValu
 }
 
 /// 308 to the same URL on https (RFC 9110 §15.4.9: the method and body are kept).
-fn https_redirect(host: &str, path: &str, query: Option<&str>) -> Answer {
+fn https_redirect(host: &str, path: &str, query: Option<&str>) -> Answer<'static> {
     let path = if path.is_empty() { "/" } else { path };
     let location = match query {
         Some(q) => format!("https://{host}{path}?{q}"),
         None => format!("https://{host}{path}"),
     };
-    match HeaderValue::from_maybe_shared(Bytes::from(location)) {
-        Ok(location) => redirect(
+    if crate::links::is_field_value(&location) {
+        redirect(
             StatusCode::PERMANENT_REDIRECT,
-            location,
-            HeaderValue::from_static("no-store"),
-        ),
-        Err(_) => plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE),
+            Location::Built(location.into()),
+            &NO_STORE,
+        )
+    } else {
+        plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE)
     }
 }
 
-fn fallback(target: Option<&HeaderValue>) -> (Answer, Outcome) {
+fn fallback(target: Option<&HeaderValue>) -> (Answer<'_>, Outcome) {
     match target {
         Some(location) => (
-            redirect(
-                StatusCode::FOUND,
-                location.clone(),
-                HeaderValue::from_static("no-store"),
-            ),
+            redirect(StatusCode::FOUND, Location::Table(location.as_bytes()), &NO_STORE),
             Outcome::FallbackRedirect,
         ),
         None => (not_found(), Outcome::NotFound),
@@ -399,18 +426,18 @@ fn fallback(target: Option<&HeaderValue>) -> (Answer, Outcome) {
 }
 
 /// A short text answer that is not cached.
-pub(crate) fn plain(status: StatusCode, body: &'static str) -> Answer {
+pub(crate) fn plain(status: StatusCode, body: &'static str) -> Answer<'static> {
     Answer {
         status,
         location: None,
-        cache_control: HeaderValue::from_static("no-store"),
+        cache_control: &NO_STORE,
         content_type: Some("text/plain; charset=utf-8"),
         allow: false,
         body: Bytes::from_static(body.as_bytes()),
     }
 }
 
-fn not_found() -> Answer {
+fn not_found() -> Answer<'static> {
     Answer {
         content_type: Some("text/html; charset=utf-8"),
         body: Bytes::from_static(NOT_FOUND_PAGE.as_bytes()),
@@ -418,16 +445,17 @@ fn not_found() -> Answer {
     }
 }
 
-fn method_not_allowed() -> Answer {
+fn method_not_allowed() -> Answer<'static> {
     Answer {
         allow: true,
         ..plain(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_PAGE)
     }
 }
 
-fn robots(domain: &Domain) -> Answer {
+fn robots(domain: &Domain) -> Answer<'static> {
+    static ROBOTS_CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=3600");
     Answer {
-        cache_control: HeaderValue::from_static("public, max-age=3600"),
+        cache_control: &ROBOTS_CACHE_CONTROL,
         body: domain.robots_txt.clone(),
         ..plain(StatusCode::OK, "")
     }

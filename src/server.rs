@@ -224,7 +224,7 @@ pub async fn serve_connection<I>(
         async move {
             Ok::<_, Infallible>(match (response, acme_file) {
                 (Some(r), _) => r,
-                (None, Some(path)) => acme_answer(&path, &router).await.into_response(),
+                (None, Some(path)) => acme_answer(&path, &router).await.to_response(),
                 (None, None) => unreachable!("one of the two is set"),
             })
         }
@@ -269,7 +269,7 @@ pub(crate) fn acme_path(dir: &std::path::Path, path: &str) -> Option<std::path::
 }
 
 /// The answer to an ACME challenge: the token file's content, or 404.
-pub(crate) async fn acme_answer(path: &std::path::Path, router: &Router) -> crate::redirect::Answer {
+pub(crate) async fn acme_answer(path: &std::path::Path, router: &Router) -> crate::redirect::Answer<'static> {
     match tokio::fs::read(path).await {
         Ok(bytes) => {
             router.metrics().acme_challenges.inc();

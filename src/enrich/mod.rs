@@ -241,9 +241,9 @@ impl Enricher {
         });
         let destination = match &hit.merged_location {
             None => link.destination_json(),
-            Some(location) => self.destinations.get_or_insert(location.as_bytes(), || {
-                click::destination_json(location.to_str().unwrap_or(""))
-            }),
+            Some(location) => self
+                .destinations
+                .get_or_insert(location.as_bytes(), || click::destination_json(location)),
         };
         let language = h.accept_language().map(language::primary_language).unwrap_or_default();
         ClickEvent {
