@@ -31,7 +31,8 @@
 # and the faster one also at half of the slower one's), unless --no-oha.
 #
 # Installs what is missing: nginx and wrk from Debian packages, oha with `cargo install oha
-# --locked` (only when the latency step runs). Builds clickstream with `cargo build --release`.
+# --locked` (only when the latency step runs). Builds clickstream and the webhook receiver
+# (`benches/compare/receiver.rs`, the `compare-receiver` example) with `cargo build --release`.
 # Everything listens on 127.0.0.1, on six ports from --port-base; every process started here is
 # stopped on exit or Ctrl-C.
 # Results: benches/compare/results/latest.md (Markdown, ready for the README) and latest.svg.
@@ -43,6 +44,7 @@ REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HELPERS="$REPO_DIR/benches/compare"
 RESULTS_DIR="$HELPERS/results"
 BINARY="$REPO_DIR/target/release/clickstream"
+RECEIVER="$REPO_DIR/target/release/examples/compare-receiver"
 COMMAND_LINE="benches/compare.sh${*:+ $*}"
 
 # Settings (see usage).
@@ -322,16 +324,19 @@ check_https_tools() {
 
 build_clickstream() {
     if ((BUILD)); then
-        log "cargo build --release"
-        (cd "$REPO_DIR" && cargo build --release --locked --quiet)
+        log "cargo build --release --bin clickstream --example compare-receiver"
+        (cd "$REPO_DIR" && cargo build --release --locked --quiet --bin clickstream --example compare-receiver)
     fi
     [[ -x $BINARY ]] || die "$BINARY is missing: run 'cargo build --release'"
+    [[ -x $RECEIVER ]] || die "$RECEIVER is missing: run 'cargo build --release --example compare-receiver'"
 }
 
 # The runs use a copy of the binary, so that a rebuild during the benchmark changes nothing.
 snapshot_binary() {
     cp "$BINARY" "$WORK_DIR/clickstream"
     BINARY="$WORK_DIR/clickstream"
+    cp "$RECEIVER" "$WORK_DIR/compare-receiver"
+    RECEIVER="$WORK_DIR/compare-receiver"
 }
 
 check_ports_free() {
@@ -585,7 +590,7 @@ start_clickstream() {
     fi
     RECEIVER_PID=""
     if uses_webhook "$system"; then
-        start_process "$dir/receiver.out" python3 "$HELPERS/receiver.py" --port "$RECEIVER_PORT"
+        start_process "$dir/receiver.out" "$RECEIVER" --port "$RECEIVER_PORT"
         RECEIVER_PID=$STARTED_PID
         wait_for_http "http://127.0.0.1:$RECEIVER_PORT/count" "$RECEIVER_PID" 20 || die "the webhook receiver did not start"
         write_clickstream_config "$dir" "$(webhook_sink)" "$tls"
