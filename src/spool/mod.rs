@@ -218,6 +218,9 @@ pub struct SpoolWriter {
     segment_bytes: u64,
     next_seq: u64,
     buf: Vec<u8>,
+    /// Each sink's filter and counters (the sinks are fixed when the spool opens), so that an
+    /// append counts without taking the state lock the sinks' readers use.
+    filters: Vec<(Filter, Arc<SinkMetrics>)>,
 }
 
 /// Bytes of the durable segments from `p` to the head: a sink's share of the disk.
@@ -494,6 +497,12 @@ impl Spool {
             }),
         };
         spool.collect_garbage();
+        let filters = spool
+            .state()
+            .sinks
+            .iter()
+            .map(|c| (c.spec.filter.clone(), c.spec.metrics.clone()))
+            .collect();
         let writer = SpoolWriter {
             spool: spool.clone(),
             segment_max_bytes,
@@ -502,6 +511,7 @@ impl Spool {
             segment_bytes: head_bytes,
             next_seq,
             buf: Vec::with_capacity(4096),
+            filters,
         };
         Ok((spool, writer))
     }
@@ -712,10 +722,9 @@ impl SpoolWriter {
         self.file.write_all(&self.buf).map_err(|e| io_err(&path())(e))?;
         self.segment_bytes += self.buf.len() as u64;
         self.next_seq += 1;
-        let state = &mut *self.spool.state();
-        for c in &state.sinks {
-            if c.spec.filter.matches(meta.bot, meta.workspace, meta.domain) {
-                c.spec.metrics.appended.inc();
+        for (filter, metrics) in &self.filters {
+            if filter.matches(meta.bot, meta.workspace, meta.domain) {
+                metrics.appended.inc();
             }
         }
         Ok(seq)
