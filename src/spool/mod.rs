@@ -609,30 +609,33 @@ impl Spool {
 
     /// Deletes segments that every sink has passed (never the head).
     fn collect_garbage(&self) {
-        let mut state = self.state();
-        let min_next = state.sinks.iter().map(|c| c.position.next_seq).min();
-        let firsts: Vec<u64> = state.segments.keys().copied().collect();
-        let mut doomed = Vec::new();
-        for pair in firsts.windows(2) {
-            let (first, next_first) = (pair[0], pair[1]);
-            // Every record of `first` is below `next_first`.
-            if min_next.is_none_or(|m| m >= next_first) {
-                doomed.push(first);
-            } else {
-                break;
+        // Taken out of the map under the lock, deleted after it: deleting a large file can take
+        // milliseconds, and the sinks' readers take this lock on the runtime's workers.
+        let doomed: Vec<(u64, u64)> = {
+            let mut state = self.state();
+            let min_next = state.sinks.iter().map(|c| c.position.next_seq).min();
+            let firsts: Vec<u64> = state.segments.keys().copied().collect();
+            let mut doomed = Vec::new();
+            for pair in firsts.windows(2) {
+                let (first, next_first) = (pair[0], pair[1]);
+                // Every record of `first` is below `next_first`.
+                if min_next.is_none_or(|m| m >= next_first) {
+                    doomed.extend(state.segments.remove_entry(&first));
+                } else {
+                    break;
+                }
             }
-        }
-        for first in doomed {
+            doomed
+        };
+        for (first, bytes) in doomed {
             let path = segment_path(&self.shared.dir, first);
             match fs::remove_file(&path) {
-                Ok(()) => {
-                    state.segments.remove(&first);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    state.segments.remove(&first);
-                }
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a delivered segment")
+                    tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a delivered segment");
+                    // Still on disk: keep counting it, and try again at the next collection.
+                    self.state().segments.insert(first, bytes);
                 }
             }
         }
