@@ -1,17 +1,18 @@
 //! The link table: parsing the operator's CSV or JSON Lines file into the lookup structure the
 //! hit path reads.
 //!
-//! Everything a hit needs is built here, once per load: the `Location` header value, the status
-//! and its `Cache-Control`, and the route data that click events carry. The hit path only looks
-//! up (`O(1)`: one hash lookup for the domain, one for the slashtag) and clones reference counts.
+//! Everything a hit needs is built here, once per load: the `Location` value, the status and its
+//! `Cache-Control`, and the route data that click events carry. The hit path only looks up
+//! (`O(1)`: one hash lookup for the domain, one for the slashtag), borrows, and takes one
+//! reference to the link for its click.
 //!
 //! Loading validates every line and reports each problem as `path:line: what is wrong`; a table
 //! with any error is refused whole. The table is immutable once built: reloads build a new one
 //! aside and swap it in (see `reload`).
 //!
-//! Memory: strings that repeat across links (domains, workspaces, creators) are interned, the
-//! slashtag is stored once (it is the key), and the destination is stored once, as the `Location`
-//! value itself. The README states the measured cost per link.
+//! Memory: strings that repeat across links (domains, workspaces, creators) are interned, and a
+//! link's slashtag (the key), destination (sent as `Location` as it is) and id share one
+//! allocation. The README states the measured cost per link.
 
 use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;

@@ -7,9 +7,11 @@
 //!   parsing, GeoIP, sessions, JSON, disk) happens after the response, on the enrichment thread.
 //! - **No lock.** The table is read through an `ArcSwap` (a wait-free load); the click hand-off is
 //!   a `try_send` on a bounded queue that never blocks: a full queue drops the click and counts it.
-//! - **No avoidable allocation.** `Location`, `Cache-Control` and the robots body are built when
-//!   the table loads; a hit clones reference counts. Only a request that carries a query to merge
-//!   builds a new `Location`, and only a slashtag with `%` escapes or upper case is copied.
+//! - **No avoidable allocation, no shared write.** `Location`, `Cache-Control` and the robots
+//!   body are made when the table loads, and an [`Answer`] borrows them from the table (hyper's
+//!   response, on the TLS listener, copies the `Location`). Only a request that carries a query
+//!   to merge builds a new `Location`, and only a slashtag with `%` escapes or upper case is
+//!   copied. The per-request counters are striped per thread ([`crate::metrics::Striped`]).
 //!
 //! The seam for later stages is [`Hit`]: what the request said, captured without parsing.
 
