@@ -355,7 +355,7 @@ impl<S: Sink> Driver<S> {
         let mut queue = vec![batch];
         while let Some(part) = queue.pop() {
             loop {
-                if self.ctx.spool.cursor(&self.ctx.name).is_some_and(|(e, _)| e != epoch) {
+                if self.reading.as_ref().is_some_and(|r| r.reader.cursor_epoch() != epoch) {
                     return Delivery::Dropped;
                 }
                 match self.sink.send(&part).await {

@@ -62,6 +62,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -181,8 +182,9 @@ struct SinkCursor {
     spec: SinkSpec,
     position: Position,
     pending: Option<(u64, u64)>,
-    /// Bumped when the budget moves the cursor under the reader's feet.
-    epoch: u64,
+    /// Bumped (under the state lock) when the budget moves the cursor under the reader's feet;
+    /// shared with the sink's reader, so that a sink notices without taking the lock.
+    epoch: Arc<AtomicU64>,
     /// Its file; locked while the state lock is held (never the other way round), then
     /// written after the state lock is released.
     file: Arc<Mutex<CursorFile>>,
@@ -471,7 +473,7 @@ impl Spool {
                 spec,
                 position,
                 pending,
-                epoch: 0,
+                epoch: Arc::default(),
                 file: Arc::new(Mutex::new(file)),
             });
         }
@@ -544,7 +546,12 @@ impl Spool {
     pub fn reader(&self, sink: &str) -> Option<SpoolReader> {
         let state = self.state();
         let c = state.sinks.iter().find(|c| c.spec.name == sink)?;
-        Some(SpoolReader::new(self.clone(), c.spec.clone(), c.position, c.epoch))
+        Some(SpoolReader::new(
+            self.clone(),
+            c.spec.clone(),
+            c.position,
+            c.epoch.clone(),
+        ))
     }
 
     /// The batch a sink recorded before sending, if it was not acknowledged.
@@ -578,7 +585,7 @@ impl Spool {
         let Some(c) = sinks.iter_mut().find(|c| c.spec.name == sink) else {
             return Ok(false);
         };
-        if c.epoch != epoch {
+        if c.epoch.load(Ordering::Relaxed) != epoch {
             return Ok(false);
         }
         c.position = position;
@@ -604,7 +611,7 @@ impl Spool {
     pub fn cursor(&self, sink: &str) -> Option<(u64, Position)> {
         let state = self.state();
         let c = state.sinks.iter().find(|c| c.spec.name == sink)?;
-        Some((c.epoch, c.position))
+        Some((c.epoch.load(Ordering::Relaxed), c.position))
     }
 
     /// Deletes segments that every sink has passed (never the head).
@@ -664,7 +671,7 @@ impl Spool {
                     offset: SEGMENT_MAGIC.len() as u64,
                 };
                 c.pending = None;
-                c.epoch += 1;
+                c.epoch.fetch_add(1, Ordering::Relaxed);
                 bytes = undelivered(&c.position);
             }
             c.spec.metrics.spool_bytes.set(bytes);

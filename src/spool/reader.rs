@@ -6,6 +6,8 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Decoded, Position, Record, SEGMENT_MAGIC, SinkSpec, Spool, decode_record, segment_path};
 
@@ -16,7 +18,10 @@ pub struct SpoolReader {
     spool: Spool,
     spec: SinkSpec,
     position: Position,
+    /// The cursor epoch this reader's position belongs to.
     epoch: u64,
+    /// The cursor's current epoch (see [`SpoolReader::cursor_epoch`]).
+    cursor_epoch: Arc<AtomicU64>,
     file: Option<File>,
     /// Bytes read from the file at `position.offset` and not yet decoded.
     buf: Vec<u8>,
@@ -25,12 +30,13 @@ pub struct SpoolReader {
 }
 
 impl SpoolReader {
-    pub(super) fn new(spool: Spool, spec: SinkSpec, position: Position, epoch: u64) -> SpoolReader {
+    pub(super) fn new(spool: Spool, spec: SinkSpec, position: Position, cursor_epoch: Arc<AtomicU64>) -> SpoolReader {
         SpoolReader {
             spool,
             spec,
             position,
-            epoch,
+            epoch: cursor_epoch.load(Ordering::Relaxed),
+            cursor_epoch,
             file: None,
             buf: Vec::new(),
             at: 0,
@@ -47,8 +53,18 @@ impl SpoolReader {
         self.epoch
     }
 
+    /// The sink cursor's current epoch: when it differs from the epoch a batch was read at,
+    /// the budget has moved the cursor past that batch, which is being dropped. One atomic
+    /// load, no lock, so a sink can ask before every attempt from the async runtime.
+    pub fn cursor_epoch(&self) -> u64 {
+        self.cursor_epoch.load(Ordering::Relaxed)
+    }
+
     /// Moves to the sink's saved cursor if the budget moved it; true when it did.
     pub fn follow_cursor(&mut self) -> bool {
+        if self.cursor_epoch() == self.epoch {
+            return false;
+        }
         match self.spool.cursor(&self.spec.name) {
             Some((epoch, position)) if epoch != self.epoch => {
                 self.epoch = epoch;

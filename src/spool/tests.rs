@@ -186,6 +186,30 @@ fn budget_drops_the_oldest_and_frees_disk() {
 }
 
 #[test]
+fn a_reader_sees_the_budget_move_its_cursor_without_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, mut w) = Spool::open(dir.path(), 4096, vec![spec("slow", 2 * 4096)]).unwrap();
+    let mut r = spool.reader("slow").unwrap();
+    let read_at = r.epoch();
+    assert_eq!(r.cursor_epoch(), read_at);
+    assert!(!r.follow_cursor());
+    for _ in 0..10 {
+        for _ in 0..20 {
+            w.append(meta(false), &[b'z'; 200]).unwrap();
+        }
+        w.flush().unwrap();
+    }
+    // The budget dropped the oldest events: a batch read at the old epoch is stale, and its
+    // acknowledgement is refused.
+    assert_ne!(r.cursor_epoch(), read_at);
+    assert!(!spool.ack("slow", r.position(), read_at).unwrap());
+    assert!(r.follow_cursor());
+    assert_eq!(r.epoch(), r.cursor_epoch());
+    let first = drain(&mut r, spool.durable_seq())[0];
+    assert!(first > 1, "reads from the moved cursor, at {first}");
+}
+
+#[test]
 fn pending_bounds_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
