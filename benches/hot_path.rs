@@ -2,9 +2,11 @@
 //!
 //! - `lookup/<n>`: host + slashtag lookup in a table of 1k, 100k and 1M links;
 //! - `handle/redirect`: `Router::handle` for a hit, response and click hand-off included;
+//! - `handle/plain_http1_parse_route_write`: the plain listener's work for one request: parse
+//!   the head with `httparse`, route, hand off, write the response bytes;
 //! - `enrich/cached_ua` and `enrich/cold_ua`: building one click event (UA cache hit / miss);
 //! - `encode/json`: serializing one event;
-//! - `metrics/*`: what a counter increment and a latency observation cost;
+//! - `metrics/*`: what counting a redirect and a latency observation cost;
 //! - `spool/append`: appending one encoded event to the spool (buffered; synced every 100,000).
 //!
 //! Run: `cargo bench --bench hot_path` (add `-- --quick` for a short run).

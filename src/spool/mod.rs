@@ -617,7 +617,7 @@ impl Spool {
     /// Deletes segments that every sink has passed (never the head).
     fn collect_garbage(&self) {
         // Taken out of the map under the lock, deleted after it: deleting a large file can take
-        // milliseconds, and the sinks' readers take this lock on the runtime's workers.
+        // milliseconds, and the pipeline thread's flush and the sinks' reads wait for this lock.
         let doomed: Vec<(u64, u64)> = {
             let mut state = self.state();
             let min_next = state.sinks.iter().map(|c| c.position.next_seq).min();
