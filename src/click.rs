@@ -154,11 +154,16 @@ impl HitHeaders {
 /// The text of a header value made only of visible ASCII and tabs, the rule of
 /// `HeaderValue::to_str`; `None` otherwise.
 pub(crate) fn visible_ascii(value: &[u8]) -> Option<&str> {
-    if value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+    if is_visible_ascii(value) {
         std::str::from_utf8(value).ok()
     } else {
         None
     }
+}
+
+/// Whether a header value is only visible ASCII, spaces and tabs.
+pub(crate) fn is_visible_ascii(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// The sending half of the hit → enrichment hand-off: bounded, never blocking.

@@ -177,7 +177,7 @@ fn cut(s: &str) -> &str {
 /// A value that can be written into a response head as it is: visible ASCII and spaces, not
 /// empty. (`HeaderValue` also takes bytes above 0x7f, which no URL this server sends has.)
 pub fn is_field_value(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    !s.is_empty() && crate::click::is_visible_ascii(s.as_bytes())
 }
 
 /// A set entry keyed by the link's slashtag, so the slashtag is stored once.
@@ -869,6 +869,13 @@ impl Interner {
     }
 }
 
+fn header_value(url: &str) -> HeaderValue {
+    // `check_redirect_url` refused control characters, and `Url` percent-encodes the rest, so the
+    // value is always valid; `from_maybe_shared` keeps the one copy of the bytes.
+    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(url.as_bytes()))
+        .unwrap_or_else(|_| HeaderValue::from_static("/"))
+}
+
 /// Validates a slashtag: not empty, no `/`-only path, no control characters.
 fn check_slashtag(s: &str) -> Result<(), String> {
     if s.is_empty() {
@@ -912,13 +919,6 @@ fn check_domain(d: &str) -> Result<Cow<'_, str>, String> {
     } else {
         Cow::Borrowed(d)
     })
-}
-
-fn header_value(url: &str) -> HeaderValue {
-    // `check_redirect_url` refused control characters, and `Url` percent-encodes the rest, so the
-    // value is always valid; `from_maybe_shared` keeps the one copy of the bytes.
-    HeaderValue::from_maybe_shared(Bytes::copy_from_slice(url.as_bytes()))
-        .unwrap_or_else(|_| HeaderValue::from_static("/"))
 }
 
 /// Validates lines and makes their links, collecting every error. One per stretch of the file,
