@@ -109,7 +109,8 @@ pub struct Link {
 impl Link {
     /// A link. `location` is sent as the `Location` field as it is, so it must be one: visible
     /// ASCII (the table reader percent-encodes everything else); any other is replaced by `/`.
-    /// Parts longer than 4 GiB are cut (the table reader never makes one).
+    /// Parts longer than 1 GiB are cut, so that the offsets fit `u32` (the table reader never
+    /// makes one).
     pub fn new(id: &str, slashtag: &str, status: StatusCode, location: &str, owner: Arc<Owner>) -> Link {
         let location = if is_field_value(location) { location } else { "/" };
         let (id, slashtag, location) = (cut(id), cut(slashtag), cut(location));
