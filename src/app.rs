@@ -78,7 +78,48 @@ pub struct Node {
     server_task: JoinHandle<()>,
     pipeline: std::thread::JoinHandle<()>,
     sinks: Vec<JoinHandle<()>>,
+    delivery: DeliveryRuntime,
     grace: Duration,
+}
+
+/// The runtime the sinks deliver on: one worker thread (`clickstream-sink`) and its own blocking
+/// pool, apart from the workers that answer requests. A sink's work comes in bursts (a spool
+/// read, a body of up to a few MB encoded and written to a socket, whose loopback delivery the
+/// kernel runs in the writing thread), and on a request worker such a burst held up every
+/// connection queued behind it on that worker: with the probe at half of the peak, whole
+/// milliseconds of stalled redirects. On its own thread, the burst is one more thread for the
+/// kernel to schedule, and the request workers' queues keep moving.
+struct DeliveryRuntime(Option<tokio::runtime::Runtime>);
+
+impl DeliveryRuntime {
+    fn start() -> Result<DeliveryRuntime, StartError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("clickstream-sink")
+            .enable_all()
+            .build()
+            .map(|rt| DeliveryRuntime(Some(rt)))
+            .map_err(|e| StartError::Setup(format!("cannot start the delivery runtime: {e}")))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until stopped").handle()
+    }
+
+    /// Stops the runtime's threads without waiting for them: dropping a runtime blocks until its
+    /// tasks end, which is not allowed on an async worker. Called once the sinks have stopped
+    /// (or been aborted), so nothing is left to wait for.
+    fn stop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for DeliveryRuntime {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// What was loaded, for the start-up log line.
@@ -231,7 +272,8 @@ impl Node {
             shutdown_rx.clone(),
             server_config.shutdown_grace,
         ));
-        // Sinks.
+        // Sinks, on their own runtime.
+        let delivery = DeliveryRuntime::start()?;
         let mut sinks = Vec::new();
         for s in &config.sinks {
             let ctx = DriverContext {
@@ -242,17 +284,20 @@ impl Node {
                 drain: drain_rx.clone(),
             };
             let handle = match &s.kind {
-                SinkKind::File { dir } => tokio::spawn(sink::run(FileSink::new(dir.clone()), ctx)),
+                SinkKind::File { dir } => delivery.handle().spawn(sink::run(FileSink::new(dir.clone()), ctx)),
                 SinkKind::Webhook(w) => {
                     let prefix = format!("msg_{}_{}", server_config.node_id, spool.id());
                     let hook = WebhookSink::new(w.clone(), prefix).map_err(|e| {
                         StartError::Setup(format!("[[sink]] {}: cannot build the HTTP client: {e}", s.name))
                     })?;
-                    tokio::spawn(sink::run(hook, ctx))
+                    delivery.handle().spawn(sink::run(hook, ctx))
                 }
                 SinkKind::S3(c) => {
-                    let s3 = S3Sink::new(c.clone(), server_config.node_id.clone(), spool.id().to_string()).await;
-                    tokio::spawn(sink::run(s3, ctx))
+                    // Built on the delivery runtime, so the SDK's client lives there too.
+                    let (c, node, spool_id) = (c.clone(), server_config.node_id.clone(), spool.id().to_string());
+                    delivery
+                        .handle()
+                        .spawn(async move { sink::run(S3Sink::new(c, node, spool_id).await, ctx).await })
                 }
             };
             sinks.push(handle);
@@ -316,6 +361,7 @@ impl Node {
                 server_task,
                 pipeline,
                 sinks,
+                delivery,
                 grace: server_config.shutdown_grace,
             },
             loaded,
@@ -370,6 +416,7 @@ impl Node {
                 task.abort();
             }
         }
+        self.delivery.stop();
         let left: u64 = self.spool.durable_seq();
         tracing::info!(
             durable_seq = left,
