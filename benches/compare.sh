@@ -2,7 +2,7 @@
 # End-to-end throughput comparison: clickstream against nginx, on this machine.
 #
 #   benches/compare.sh             # defaults: 3 rounds of 10 s, 64 connections, 100k links (~5 min)
-#   benches/compare.sh --duration 3 --rounds 1 --links 10000 --no-oha    # a quick look
+#   benches/compare.sh --duration 3 --rounds 1 --links 10000 --no-latency    # a quick look
 #   benches/compare.sh --no-https  # only the four plain-HTTP systems
 #   benches/compare.sh --help
 #
@@ -26,15 +26,17 @@
 #
 # For clickstream, every run starts a fresh process (fresh counters and spool) and, after the
 # load, waits for delivery to catch up, then checks that the events delivered equal the
-# redirects served (`clickstream_redirects_total`). Then oha measures latency at a fixed rate,
-# half of the median peak, for clickstream-webhook and nginx-log (each at half of its own peak,
-# and the faster one also at half of the slower one's), unless --no-oha.
+# redirects served (`clickstream_redirects_total`). Then the latency step, unless --no-latency:
+# the probe `benches/compare/pace.rs` sends requests on an even schedule at half of the median
+# peak and times each from the instant it was due, for clickstream-webhook and nginx-log (each at
+# half of its own peak, and the faster one also at half of the slower one's), alternating over
+# --latency-rounds. (oha -q, the usual choice, releases its requests in bursts on 1 ms timer
+# ticks, which sets the percentiles of any server at these rates; see pace.rs.)
 #
-# Installs what is missing: nginx and wrk from Debian packages, oha with `cargo install oha
-# --locked` (only when the latency step runs). Builds clickstream and the webhook receiver
-# (`benches/compare/receiver.rs`, the `compare-receiver` example) with `cargo build --release`;
-# on a fresh clone that first build took 4.5 minutes on a 2-core machine (an example also builds
-# the dev-dependencies).
+# Installs what is missing: nginx and wrk from Debian packages. Builds clickstream, the webhook
+# receiver (`benches/compare/receiver.rs`, the `compare-receiver` example) and the latency
+# probe (`compare-pace`) with `cargo build --release`; on a fresh clone that first build took
+# 4.5 minutes on a 2-core machine (an example also builds the dev-dependencies).
 # Everything listens on 127.0.0.1, on six ports from --port-base; every process started here is
 # stopped on exit or Ctrl-C.
 # Results: benches/compare/results/latest.md (Markdown, ready for the README) and latest.svg.
@@ -47,6 +49,7 @@ HELPERS="$REPO_DIR/benches/compare"
 RESULTS_DIR="$HELPERS/results"
 BINARY="$REPO_DIR/target/release/clickstream"
 RECEIVER="$REPO_DIR/target/release/examples/compare-receiver"
+PACE="$REPO_DIR/target/release/examples/compare-pace"
 COMMAND_LINE="benches/compare.sh${*:+ $*}"
 
 # Settings (see usage).
@@ -55,8 +58,10 @@ ROUNDS=3
 CONNECTIONS=64
 THREADS=2
 LINKS=100000
-OHA_DURATION=10
-RUN_OHA=1
+LATENCY_DURATION=10
+LATENCY_ROUNDS=3
+LATENCY_CONNECTIONS=auto
+RUN_LATENCY=1
 RUN_HTTPS=1
 BUILD=1
 PORT_BASE=18080
@@ -89,11 +94,14 @@ Compares clickstream against nginx serving the same redirects, with wrk, on 127.
 
   --duration SEC        wrk duration of each run (default $DURATION)
   --rounds N            rounds; each runs every system once (default $ROUNDS)
-  --connections N       wrk connections, also oha's (default $CONNECTIONS)
+  --connections N       wrk connections (default $CONNECTIONS)
   --threads N           wrk threads (default $THREADS)
   --links N             links in the table (default $LINKS)
-  --oha-duration SEC    duration of each latency-at-half-peak run (default $OHA_DURATION)
-  --no-oha              skip the latency-at-half-peak step (and installing oha)
+  --latency-duration SEC    duration of each latency-at-half-peak run (default $LATENCY_DURATION)
+  --latency-rounds N        rounds of the latency step (default $LATENCY_ROUNDS)
+  --latency-connections N   the latency probe's connections, a thread each (default: one per 2,000
+                            req/s of the rate, at least 4, so each sends a request every 0.5 ms)
+  --no-latency          skip the latency-at-half-peak step
   --no-https            skip the two HTTPS systems (nginx-https, clickstream-https)
   --no-build            do not run 'cargo build --release' first
   --port-base PORT      first of the 6 ports used on 127.0.0.1 (default $PORT_BASE)
@@ -118,8 +126,10 @@ parse_args() {
             --connections) CONNECTIONS=${2:?}; shift ;;
             --threads) THREADS=${2:?}; shift ;;
             --links) LINKS=${2:?}; shift ;;
-            --oha-duration) OHA_DURATION=${2:?}; shift ;;
-            --no-oha) RUN_OHA=0 ;;
+            --latency-duration) LATENCY_DURATION=${2:?}; shift ;;
+            --latency-rounds) LATENCY_ROUNDS=${2:?}; shift ;;
+            --latency-connections) LATENCY_CONNECTIONS=${2:?}; shift ;;
+            --no-latency) RUN_LATENCY=0 ;;
             --no-https) RUN_HTTPS=0 ;;
             --no-build) BUILD=0 ;;
             --port-base) PORT_BASE=${2:?}; shift ;;
@@ -132,12 +142,14 @@ parse_args() {
         shift
     done
     local name value flag
-    for name in DURATION ROUNDS CONNECTIONS THREADS LINKS OHA_DURATION PORT_BASE CATCHUP_TIMEOUT; do
+    for name in DURATION ROUNDS CONNECTIONS THREADS LINKS LATENCY_DURATION LATENCY_ROUNDS PORT_BASE CATCHUP_TIMEOUT; do
         value=${!name}
         flag=${name,,}
         [[ $value =~ ^[1-9][0-9]*$ ]] || die "--${flag//_/-} must be a positive integer, not '$value'"
     done
     ((CONNECTIONS >= THREADS)) || die "--connections must be at least --threads"
+    [[ $LATENCY_CONNECTIONS == auto || $LATENCY_CONNECTIONS =~ ^[1-9][0-9]*$ ]] ||
+        die "--latency-connections: a positive integer or 'auto'"
     ((PORT_BASE + 5 <= 65535)) || die "--port-base is too high"
     [[ $NGINX_WORKERS == auto || $NGINX_WORKERS =~ ^[1-9][0-9]*$ ]] || die "--nginx-workers: a number or 'auto'"
 
@@ -297,14 +309,6 @@ ensure_tools() {
     [[ -n $NGINX ]] || die "nginx could not be installed"
     command -v wrk >/dev/null || die "wrk could not be installed"
     check_https_tools
-
-    if ((RUN_OHA)) && ! command -v oha >/dev/null; then
-        command -v cargo >/dev/null || die "oha is missing and cargo is not there to install it (or pass --no-oha)"
-        log "installing oha with 'cargo install oha --locked' (compiles; skip with --no-oha)"
-        cargo install oha --locked || die "could not install oha (pass --no-oha to skip the latency step)"
-        export PATH="$HOME/.cargo/bin:$PATH"
-        command -v oha >/dev/null || die "oha was installed but is not on PATH (add ~/.cargo/bin)"
-    fi
 }
 
 # check_https_tools: the HTTPS systems need openssl (certificate, handshake check) and nginx's
@@ -326,11 +330,13 @@ check_https_tools() {
 
 build_clickstream() {
     if ((BUILD)); then
-        log "cargo build --release --bin clickstream --example compare-receiver"
-        (cd "$REPO_DIR" && cargo build --release --locked --quiet --bin clickstream --example compare-receiver)
+        log "cargo build --release --bin clickstream --example compare-receiver --example compare-pace"
+        (cd "$REPO_DIR" && cargo build --release --locked --quiet --bin clickstream --example compare-receiver \
+            --example compare-pace)
     fi
     [[ -x $BINARY ]] || die "$BINARY is missing: run 'cargo build --release'"
     [[ -x $RECEIVER ]] || die "$RECEIVER is missing: run 'cargo build --release --example compare-receiver'"
+    ((RUN_LATENCY == 0)) || [[ -x $PACE ]] || die "$PACE is missing: run 'cargo build --release --example compare-pace'"
 }
 
 # The runs use a copy of the binary, so that a rebuild during the benchmark changes nothing.
@@ -339,6 +345,10 @@ snapshot_binary() {
     BINARY="$WORK_DIR/clickstream"
     cp "$RECEIVER" "$WORK_DIR/compare-receiver"
     RECEIVER="$WORK_DIR/compare-receiver"
+    if ((RUN_LATENCY)); then
+        cp "$PACE" "$WORK_DIR/compare-pace"
+        PACE="$WORK_DIR/compare-pace"
+    fi
 }
 
 check_ports_free() {
@@ -677,7 +687,7 @@ run_round() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Latency at half of the peak (oha)
+# Latency at half of the peak (the paced probe, benches/compare/pace.rs)
 
 median_rps() {
     python3 - "$WORK_DIR/runs" "$1" <<'EOF'
@@ -690,12 +700,19 @@ print(int(statistics.median(rates)))
 EOF
 }
 
-# run_oha SYSTEM RATE LABEL: latency of SYSTEM (nginx-log or clickstream-webhook) at RATE req/s.
-run_oha() {
-    local system=$1 rate=$2 label=$3 port ticks=0
-    local dir="$WORK_DIR/runs/oha-$label"
+# run_latency SYSTEM RATE LABEL ROUND: latency of SYSTEM (nginx-log or clickstream-webhook) at RATE req/s.
+run_latency() {
+    local system=$1 rate=$2 label=$3 round=$4 port ticks=0 connections=$LATENCY_CONNECTIONS
+    local dir="$WORK_DIR/runs/latency$round-$label"
     mkdir -p "$dir"
-    log "latency: $system at $rate req/s for ${OHA_DURATION}s ($label)"
+    # Few threads (they share the cores with the server), but enough that a connection is idle
+    # most of the time: with a request every 0.5 ms and answers in about 0.15 ms, the probe's
+    # own connections do not queue.
+    if [[ $connections == auto ]]; then
+        connections=$(((rate + 1999) / 2000))
+        ((connections >= 4)) || connections=4
+    fi
+    log "latency round $round: $system at $rate req/s, $connections connections, ${LATENCY_DURATION}s ($label)"
     if [[ $system == nginx-log ]]; then
         port=$NGINX_PORT
         start_nginx "$dir" "access_log $dir/logs/access.log combined;"
@@ -704,42 +721,43 @@ run_oha() {
         start_clickstream "$system" "$dir"
         ticks=$(cpu_ticks "$CLICKSTREAM_PID")
     fi
-    sed "s|^|http://127.0.0.1:$port/|" "$SLASHTAGS" >"$dir/urls.txt"
-    oha --no-tui --output-format json -q "$rate" -z "${OHA_DURATION}s" -c "$CONNECTIONS" \
-        --latency-correction --wait-ongoing-requests-after-deadline --redirect 0 \
-        --urls-from-file "$dir/urls.txt" --host brand.link \
+    sed 's|^|/|' "$SLASHTAGS" >"$dir/paths.txt"
+    "$PACE" --addr "127.0.0.1:$port" --rate "$rate" --connections "$connections" \
+        --duration "$LATENCY_DURATION" --paths "$dir/paths.txt" --host brand.link \
         -H 'User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1' \
         -H 'Accept-Language: en-US,en;q=0.9' -H 'Referer: https://t.co/' \
-        >"$dir/oha.json" 2>"$dir/oha.err" || { cat "$dir/oha.err" >&2; die "oha failed"; }
-    printf '%s\n%s\n%s\n' "$system" "$rate" "$label" >"$dir/oha.meta"
+        >"$dir/pace.json" 2>"$dir/pace.err" || { cat "$dir/pace.err" >&2; die "the latency probe failed"; }
+    printf '%s\n%s\n%s\n%s\n%s\n' "$system" "$rate" "$label" "$round" "$connections" >"$dir/latency.meta"
     if [[ $system == nginx-log ]]; then
         stop_nginx "$dir"
     else
         finish_clickstream "$system" "$dir" "$ticks"
     fi
-    python3 - "$dir/oha.json" <<'EOF' >&2
+    python3 - "$dir/pace.json" <<'EOF' >&2
 import json, sys
 r = json.load(open(sys.argv[1]))
-p = r["latencyPercentiles"]
-print(f"      {r['summary']['requestsPerSec']:,.0f} req/s, p50 {p['p50'] * 1000:.2f} ms, p99 {p['p99'] * 1000:.2f} ms")
+print(f"      {r['ok']:,} answered, {r['errors']} errors, p50 {r['p50_us'] / 1000:.2f} ms, "
+      f"p99 {r['p99_us'] / 1000:.2f} ms, p99.9 {r['p999_us'] / 1000:.2f} ms")
 EOF
 }
 
 run_latency_step() {
-    local cs_peak ng_peak cs_half ng_half
+    local cs_peak ng_peak cs_half ng_half round
     cs_peak=$(median_rps clickstream-webhook)
     ng_peak=$(median_rps nginx-log)
     cs_half=$((cs_peak / 2))
     ng_half=$((ng_peak / 2))
     ((cs_half > 0 && ng_half > 0)) || die "no peak measured for the latency step"
-    run_oha clickstream-webhook "$cs_half" clickstream-webhook-half-own
-    run_oha nginx-log "$ng_half" nginx-log-half-own
-    # The same offered load for both: half of the lower peak.
-    if ((cs_half < ng_half)); then
-        run_oha nginx-log "$cs_half" nginx-log-half-other
-    elif ((ng_half < cs_half)); then
-        run_oha clickstream-webhook "$ng_half" clickstream-webhook-half-other
-    fi
+    for ((round = 1; round <= LATENCY_ROUNDS; round++)); do
+        run_latency clickstream-webhook "$cs_half" clickstream-webhook-half-own "$round"
+        run_latency nginx-log "$ng_half" nginx-log-half-own "$round"
+        # The same offered load for both: half of the lower peak.
+        if ((cs_half < ng_half)); then
+            run_latency nginx-log "$cs_half" nginx-log-half-other "$round"
+        elif ((ng_half < cs_half)); then
+            run_latency clickstream-webhook "$ng_half" clickstream-webhook-half-other "$round"
+        fi
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -769,7 +787,6 @@ describe_machine() {
         printf 'load_before=%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
         printf 'nginx=%s\n' "$("$NGINX" -v 2>&1 | sed 's|.*/||')"
         printf 'wrk=%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}' | sed 's|^debian/||')"
-        if ((RUN_OHA)); then printf 'oha=%s\n' "$(oha --version | awk '{print $2}')"; fi
         if ((RUN_HTTPS)); then printf 'openssl=%s\n' "$(openssl version | awk '{print $2}')"; fi
         if [[ -n $HTTPS_SKIPPED ]]; then printf 'https_skipped=%s\n' "$HTTPS_SKIPPED"; fi
         printf 'clickstream=%s\n' "$(clickstream_version)"
@@ -782,7 +799,7 @@ write_report() {
     python3 "$HELPERS/report.py" \
         --runs "$WORK_DIR/runs" --machine "$WORK_DIR/machine.env" \
         --command "$COMMAND_LINE" \
-        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS oha_duration=$OHA_DURATION nginx_workers=$NGINX_WORKERS" \
+        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS latency_duration=$LATENCY_DURATION latency_rounds=$LATENCY_ROUNDS latency_connections=$LATENCY_CONNECTIONS nginx_workers=$NGINX_WORKERS" \
         --md "$RESULTS_DIR/latest.md" --svg "$RESULTS_DIR/latest.svg"
 }
 
@@ -804,7 +821,7 @@ main() {
     for ((round = 1; round <= ROUNDS; round++)); do
         run_round "$round"
     done
-    if ((RUN_OHA)); then
+    if ((RUN_LATENCY)); then
         run_latency_step
     fi
     write_report

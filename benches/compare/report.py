@@ -8,8 +8,8 @@
 --runs holds one directory per run: ``round<N>-<system>/`` with ``wrk.txt`` (wrk's output,
 including the ``WRK_JSON`` line printed by clicks.lua) and, for clickstream, ``counts.env``
 (redirects, events, events_after_stop, catchup_seconds) and ``metrics.txt`` (the admin
-``/metrics`` page after the run); ``oha-<label>/`` with ``oha.json``, ``oha.meta`` (system, rate,
-label) and, for clickstream, the same ``counts.env``. The HTTPS runs also hold ``tls.env``
+``/metrics`` page after the run); ``latency<N>-<label>/`` with the latency probe's ``pace.json``,
+``latency.meta`` (system, rate, label, round, connections) and, for clickstream, the same ``counts.env``. The HTTPS runs also hold ``tls.env``
 (tls_protocol, tls_cipher: what a handshake before the load negotiated). The tables go to stdout, the Markdown
 and the SVG to the given paths. Exit status 0, also when a check failed: the warnings are in the
 output and in the report.
@@ -136,26 +136,28 @@ def load_runs(runs_dir):
     return runs
 
 
+LATENCY_ORDER = ["clickstream-webhook-half-own", "nginx-log-half-own", "nginx-log-half-other",
+                 "clickstream-webhook-half-other"]
+
+
 def load_latency(runs_dir):
+    """One entry per latency run (every round of every label), in label order, then round."""
     results = []
-    order = ["clickstream-webhook-half-own", "nginx-log-half-own", "nginx-log-half-other", "clickstream-webhook-half-other"]
-    dirs = glob.glob(os.path.join(runs_dir, "oha-*"))
-    for run_dir in sorted(dirs, key=lambda d: order.index(d[d.rindex("/oha-") + 5:]) if d[d.rindex("/oha-") + 5:] in order else 9):
-        meta_path = os.path.join(run_dir, "oha.meta")
+    for run_dir in glob.glob(os.path.join(runs_dir, "latency*-*")):
+        meta_path = os.path.join(run_dir, "latency.meta")
         if not os.path.exists(meta_path):
             continue
-        system, rate, label = open(meta_path).read().split()
-        r = json.load(open(os.path.join(run_dir, "oha.json")))
-        p = r["latencyPercentiles"]
-        codes = r.get("statusCodeDistribution", {})
-        errors = sum(r.get("errorDistribution", {}).values())
+        system, rate, label, rnd, connections = open(meta_path).read().split()
+        r = json.load(open(os.path.join(run_dir, "pace.json")))
         results.append({
-            "system": system, "target": int(rate), "label": label,
-            "rps": r["summary"]["requestsPerSec"],
-            "p50_ms": p["p50"] * 1000, "p99_ms": p["p99"] * 1000,
-            "not_301": sum(v for k, v in codes.items() if k != "301") + errors,
+            "system": system, "target": int(rate), "label": label, "round": int(rnd), "connections": int(connections),
+            "rps": r["ok"] / r["seconds"],
+            "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
+            "p999_ms": r["p999_us"] / 1000, "max_ms": r["max_us"] / 1000,
+            "errors": r["errors"],
             "delivery": delivery(run_dir),
         })
+    results.sort(key=lambda x: (LATENCY_ORDER.index(x["label"]) if x["label"] in LATENCY_ORDER else 9, x["round"]))
     return results
 
 
@@ -267,7 +269,7 @@ def build_tables(runs, latency, summary):
     for lat in latency:
         d = lat["delivery"]
         if d:
-            rows.append([f"oha {lat['target']}/s", lat["system"], d["redirects"], d["events"],
+            rows.append([f"latency {lat['round']}, {lat['target']}/s", lat["system"], d["redirects"], d["events"],
                          d.get("events_after_stop", "-"), d["catchup_seconds"], "-",
                          "ok" if not d["problems"] else "MISMATCH: " + "; ".join(d["problems"])])
     tables.append(("clickstream: events delivered vs redirects served",
@@ -277,12 +279,21 @@ def build_tables(runs, latency, summary):
 
     if latency:
         rows = []
-        for lat in latency:
-            rows.append([lat["system"], load_description(lat, latency), fmt_rps(lat["target"]), fmt_rps(lat["rps"]),
-                         f"{lat['p50_ms']:.2f}", f"{lat['p99_ms']:.2f}", lat["not_301"]])
-        tables.append(("Latency at half of the peak (oha, fixed rate, latency-corrected, keep-alive)",
-                       ["system", "offered load", "req/s offered", "req/s achieved", "p50 ms", "p99 ms",
-                        "not 301 / errors"], rows))
+        labels = [label for label in LATENCY_ORDER if any(lat["label"] == label for lat in latency)]
+        for label in labels:
+            runs_of = [lat for lat in latency if lat["label"] == label]
+            first = runs_of[0]
+            med = {k: statistics.median(lat[k] for lat in runs_of) for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms")}
+            rows.append([first["system"], load_description(first, latency), fmt_rps(first["target"]), first["connections"],
+                         fmt_rps(med["rps"]),
+                         f"{med['p50_ms']:.2f}", f"{med['p90_ms']:.2f}", f"{med['p99_ms']:.2f}", f"{med['p999_ms']:.2f}",
+                         ", ".join(f"{lat['p99_ms']:.2f}" for lat in runs_of),
+                         sum(lat["errors"] for lat in runs_of)])
+        n = max(lat["round"] for lat in latency)
+        tables.append((f"Latency at half of the peak (paced probe, {'1 run' if n == 1 else f'median of {n} runs'}, "
+                       "timed from when each request was due, keep-alive)",
+                       ["system", "offered load", "req/s offered", "connections", "req/s answered", "p50 ms", "p90 ms", "p99 ms",
+                        "p99.9 ms", "p99 of each run", "errors"], rows))
     return tables
 
 
@@ -303,10 +314,11 @@ def warnings(runs, latency, machine):
         if r["delivery"] and r["delivery"]["problems"]:
             out.append(f"round {r['round']} {r['system']}: " + "; ".join(r["delivery"]["problems"]))
     for lat in latency:
-        if lat["not_301"]:
-            out.append(f"oha {lat['system']} at {lat['target']}/s: {lat['not_301']} answers were not 301s")
+        what = f"latency run {lat['round']}, {lat['system']} at {lat['target']}/s"
+        if lat["errors"]:
+            out.append(f"{what}: {lat['errors']} requests not answered with a redirect")
         if lat["delivery"] and lat["delivery"]["problems"]:
-            out.append(f"oha {lat['system']} at {lat['target']}/s: " + "; ".join(lat["delivery"]["problems"]))
+            out.append(f"{what}: " + "; ".join(lat["delivery"]["problems"]))
     return out
 
 
@@ -371,7 +383,6 @@ def nice_step(peak):
 def machine_line(machine):
     return (f"{machine.get('cpus', '?')} CPUs ({machine.get('cpu_model', '?')}), {machine.get('kernel', '?')}; "
             f"nginx {machine.get('nginx', '?')}, wrk {machine.get('wrk', '?')}"
-            + (f", oha {machine['oha']}" if machine.get("oha") else "")
             + (f", OpenSSL {machine['openssl']}" if machine.get("openssl") else "")
             + f"; clickstream {machine.get('clickstream', '?')}")
 
