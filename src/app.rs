@@ -264,8 +264,11 @@ impl Node {
         })?;
         let (drain, drain_rx) = watch::channel(false);
         let router = Arc::new(Router::new(table.clone(), queue, metrics.clone()));
+        let threads = server::ServingThreads::per_cpu()
+            .map_err(|e| StartError::Setup(format!("cannot start the serving threads: {e}")))?;
         let server_task = tokio::spawn(server::serve_plain(
             listener,
+            threads,
             router.clone(),
             ConnLimits::from_config(server_config),
             metrics.clone(),

@@ -33,6 +33,16 @@
 //!                                              ▼               ▼               ▼
 //!                                         file sink      webhook sink      S3 sink
 //! ```
+//!
+//! # Threads
+//!
+//! - `clickstream-serve`, one per CPU: the plain listener's connections, dealt in turn, each
+//!   thread a single-threaded runtime with its own epoll (see [`server`]).
+//! - `clickstream-worker`: the multi-threaded runtime for the accept loops, TLS connections, the
+//!   admin listener, reloads and certificate watching.
+//! - `clickstream-pipeline`: enrichment and spool appends.
+//! - `clickstream-sink`: the sinks, on a runtime of their own (one worker and its blocking pool
+//!   for spool reads, cursor saves and gzip), so a delivery burst never holds up a request.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -5,6 +5,13 @@
 //! (`h1`, which says why); on the TLS listener it wraps the socket and runs hyper
 //! ([`serve_connection`]) with [`Router::handle`] as the service. Nothing here looks at a request.
 //!
+//! The plain listener's connections are dealt in turn to the [`ServingThreads`], one per CPU,
+//! each a single-threaded runtime with its own epoll, timers and tasks, the way nginx's worker
+//! processes each serve their own connections. On the shared multi-threaded runtime (where TLS,
+//! admin and reloads run) a ready connection was often picked up by one worker while another was
+//! woken to look for work, and a connection's task moved between workers; per thread, a
+//! connection stays on one thread and a wake-up is the epoll of the thread that serves it.
+//!
 //! Limits and why they exist:
 //! - `max_connections`: a semaphore permit per open connection; at the limit the loop stops
 //!   accepting and new connections wait in the kernel's backlog instead of exhausting descriptors.
@@ -85,10 +92,56 @@ impl ConnLimits {
     }
 }
 
+/// Threads that serve connections, each running a single-threaded tokio runtime (see the module
+/// docs). Dropping it tells the threads to stop; tasks still on them are dropped.
+pub struct ServingThreads {
+    handles: Vec<tokio::runtime::Handle>,
+    next: std::sync::atomic::AtomicUsize,
+    /// Dropped to stop the threads.
+    _stop: watch::Sender<()>,
+}
+
+impl ServingThreads {
+    /// Starts `n` threads (at least one), named `clickstream-serve`.
+    pub fn start(n: usize) -> io::Result<ServingThreads> {
+        let (stop, _) = watch::channel(());
+        let mut handles = Vec::new();
+        for _ in 0..n.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            handles.push(runtime.handle().clone());
+            let mut stopped = stop.subscribe();
+            std::thread::Builder::new()
+                .name("clickstream-serve".into())
+                .spawn(move || {
+                    // Ends when the sender is dropped; the runtime and what is left on it go
+                    // with the thread.
+                    runtime.block_on(async move { while stopped.changed().await.is_ok() {} });
+                })?;
+        }
+        Ok(ServingThreads {
+            handles,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            _stop: stop,
+        })
+    }
+
+    /// One thread per CPU.
+    pub fn per_cpu() -> io::Result<ServingThreads> {
+        ServingThreads::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Runs `task` on the next thread in turn.
+    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, task: F) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        self.handles[i].spawn(task);
+    }
+}
+
 /// Runs the plain-HTTP accept loop until `shutdown` turns true, then waits (up to `grace`) for
-/// open connections to finish their in-flight requests.
+/// open connections to finish their in-flight requests. Connections are served on `threads`.
 pub async fn serve_plain(
     listener: TcpListener,
+    threads: ServingThreads,
     router: Arc<Router>,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
@@ -99,13 +152,20 @@ pub async fn serve_plain(
     let max_connections = limits.max_connections;
     accept_loop(
         listener,
+        Some(&threads),
         max_connections,
         metrics,
         shutdown,
         grace,
         move |stream, peer, _watcher, shutdown| {
             let (router, limits) = (router.clone(), limits.clone());
+            // Registered again with the epoll of the thread that will serve it.
+            let stream = stream.into_std();
             async move {
+                let stream = match stream.and_then(tokio::net::TcpStream::from_std) {
+                    Ok(s) => s,
+                    Err(e) => return tracing::debug!(%peer, error = %e, "cannot move the connection to its thread"),
+                };
                 let activity = Activity::new();
                 let conn = crate::h1::Conn {
                     router: &router,
@@ -129,11 +189,12 @@ pub async fn serve_plain(
 }
 
 /// The accept loop both listeners share: a permit per connection (the connection limit), one
-/// task per connection running `serve`, and a graceful stop bounded by `grace`: hyper's
-/// connections are told through their watcher, ours through the shutdown flag they are given,
-/// and the stop waits for every connection task to end.
+/// task per connection running `serve` (on `threads`, or on this runtime), and a graceful stop
+/// bounded by `grace`: hyper's connections are told through their watcher, ours through the
+/// shutdown flag they are given, and the stop waits for every connection task to end.
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
+    threads: Option<&ServingThreads>,
     max_connections: usize,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -172,13 +233,17 @@ async fn accept_loop<F, Fut>(
         let connection = serve(stream, peer, graceful.watcher(), shutdown.clone());
         let metrics = metrics.clone();
         let running = running.clone();
-        tokio::spawn(async move {
+        let task = async move {
             metrics.connections.inc();
             connection.await;
             metrics.connections.dec();
             drop(permit);
             drop(running);
-        });
+        };
+        match threads {
+            Some(t) => t.spawn(task),
+            None => drop(tokio::spawn(task)),
+        }
     }
     drop(listener);
     drop(running);
@@ -302,6 +367,7 @@ pub async fn serve_tls(
     let counters = metrics.clone();
     accept_loop(
         listener,
+        None,
         max_connections,
         metrics,
         shutdown,
