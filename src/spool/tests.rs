@@ -226,3 +226,41 @@ fn pending_bounds_survive_restart() {
     r.seek_seq(1);
     assert_eq!(drain(&mut r, 3), vec![1, 2, 3]);
 }
+
+/// The files in `dir` with extension `ext`.
+fn files_with(dir: &Path, ext: &str) -> usize {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == ext))
+        .count()
+}
+
+#[test]
+fn delivered_segments_leave_at_once_and_are_reaped_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (spool, mut w) = Spool::open(dir.path(), 4096, vec![spec("a", u64::MAX)]).unwrap();
+        let mut r = spool.reader("a").unwrap();
+        for _ in 0..200 {
+            w.append(meta(false), &[b'x'; 100]).unwrap();
+        }
+        w.flush().unwrap();
+        let segments = files_with(dir.path(), "seg");
+        assert!(segments > 3, "{segments}");
+        drain(&mut r, spool.durable_seq());
+        assert!(spool.ack("a", r.position(), r.epoch()).unwrap());
+        // Out of the spool's name space at once; the reaper removes the files.
+        assert_eq!(files_with(dir.path(), "seg"), 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while files_with(dir.path(), "del") > 0 {
+            assert!(std::time::Instant::now() < deadline, "delivered segments never removed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // One left behind by a stop is removed at the next open, and is not taken for a segment.
+    fs::write(dir.path().join("00000000000000000005.del"), b"CLKSPL01 whatever").unwrap();
+    let (spool, _w) = Spool::open(dir.path(), 4096, vec![spec("a", u64::MAX)]).unwrap();
+    assert_eq!(files_with(dir.path(), "del"), 0);
+    assert_eq!(spool.state().segments.len(), 1);
+    assert_eq!(spool.durable_seq(), 200);
+}
