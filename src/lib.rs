@@ -43,6 +43,7 @@
 //! - `clickstream-pipeline`: enrichment and spool appends.
 //! - `clickstream-sink`: the sinks, on a runtime of their own (one worker and its blocking pool
 //!   for spool reads, cursor saves and gzip), so a delivery burst never holds up a request.
+//! - `clickstream-spool-reaper`: removes delivered spool segments (see [`spool`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

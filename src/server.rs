@@ -10,7 +10,9 @@
 //! processes each serve their own connections. On the shared multi-threaded runtime (where TLS,
 //! admin and reloads run) a ready connection was often picked up by one worker while another was
 //! woken to look for work, and a connection's task moved between workers; per thread, a
-//! connection stays on one thread and a wake-up is the epoll of the thread that serves it.
+//! connection stays on one thread and a wake-up is the epoll of the thread that serves it. At
+//! half of the peak that took 4.6% off the server's CPU (four pairs); at the peak it changed
+//! nothing measurable.
 //!
 //! Limits and why they exist:
 //! - `max_connections`: a semaphore permit per open connection; at the limit the loop stops

@@ -37,9 +37,9 @@
 //! is deleted once every configured sink's cursor is past it. Delivery is at least once: a crash
 //! between a delivery and its acknowledgement redelivers that batch (receivers de-duplicate by
 //! event `id`). A delivered segment is renamed to `.del` at once and then shrunk step by step
-//! and removed by the `clickstream-spool-reaper` thread: one `unlink` of an 8 MiB segment held a
-//! CPU in the kernel for 3 to 5 ms (freeing its pages and blocks), long enough to stall the
-//! requests waiting for that CPU.
+//! and removed by the `clickstream-spool-reaper` thread: one `unlink` of an 8 MiB segment took 3
+//! to 5 ms in the kernel (timed with `strace -T`; freeing its pages and blocks), on the thread
+//! that collected it, and a kernel that does not preempt system calls keeps that CPU meanwhile.
 //!
 //! **Pending batches.** Before a sink sends a batch it records the batch's sequence bounds in its
 //! cursor ([`Spool::set_pending`], synced). After a crash the same bounds are replayed first, so
