@@ -28,14 +28,50 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+
+use clap::Parser;
 
 /// Longest answer head the probe reads.
 const MAX_HEAD: usize = 16 * 1024;
 /// A request still unanswered after this long is an error.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Sends requests at a fixed rate, evenly spaced, and reports latency percentiles as JSON.
+#[derive(Parser)]
+struct Args {
+    /// The server, e.g. 127.0.0.1:18080.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Requests per second, over all connections.
+    #[arg(long, value_parser = positive)]
+    rate: f64,
+    /// Connections, a thread each.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    connections: u16,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10.0, value_parser = positive)]
+    duration: f64,
+    /// File of request paths, one per line, each starting with `/`; taken in turn.
+    #[arg(long)]
+    paths: PathBuf,
+    /// The `Host` header.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// One more header line, `Name: value` (repeatable).
+    #[arg(short = 'H', value_parser = header_line)]
+    headers: Vec<String>,
+    /// Where to list the requests slower than --slow-us (`due latency`, in µs from the start).
+    #[arg(long)]
+    slow_log: Option<PathBuf>,
+    /// See --slow-log.
+    #[arg(long, default_value_t = 1000)]
+    slow_us: u32,
+}
+
+/// The arguments, with the paths read.
 struct Options {
     addr: SocketAddr,
     rate: f64,
@@ -44,8 +80,7 @@ struct Options {
     paths: Vec<String>,
     host: String,
     headers: Vec<String>,
-    /// `--slow-log`: where to list the requests slower than `--slow-us`.
-    slow_log: Option<String>,
+    slow_log: Option<PathBuf>,
     slow_us: u32,
 }
 
@@ -63,7 +98,7 @@ struct Tally {
 }
 
 fn main() {
-    let options = match parse_args(std::env::args().skip(1)) {
+    let options = match options(Args::parse()) {
         Ok(options) => options,
         Err(e) => {
             eprintln!("compare-pace: {e}");
@@ -109,7 +144,7 @@ fn main() {
         total.slow.sort_unstable();
         let lines: String = total.slow.iter().map(|(due, us)| format!("{due} {us}\n")).collect();
         if let Err(e) = std::fs::write(path, lines) {
-            eprintln!("compare-pace: --slow-log {path}: {e}");
+            eprintln!("compare-pace: --slow-log {}: {e}", path.display());
         }
     }
     if let Some(e) = &total.first_error {
@@ -250,74 +285,48 @@ fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> Result<bo
     }
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut addr = None;
-    let mut rate = None;
-    let mut connections = 64usize;
-    let mut duration = Duration::from_secs(10);
-    let mut paths_file = None;
-    let mut host = "localhost".to_string();
-    let mut headers = Vec::new();
-    let mut slow_log = None;
-    let mut slow_us = 1000;
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--addr" => addr = Some(value()?.parse::<SocketAddr>().map_err(|e| format!("--addr: {e}"))?),
-            "--rate" => rate = Some(value()?.parse::<f64>().map_err(|e| format!("--rate: {e}"))?),
-            "--connections" => connections = value()?.parse().map_err(|e| format!("--connections: {e}"))?,
-            "--duration" => {
-                let seconds: f64 = value()?.parse().map_err(|e| format!("--duration: {e}"))?;
-                duration = Duration::try_from_secs_f64(seconds).map_err(|e| format!("--duration: {e}"))?;
-            }
-            "--paths" => paths_file = Some(value()?),
-            "--host" => host = value()?,
-            "--slow-log" => slow_log = Some(value()?),
-            "--slow-us" => slow_us = value()?.parse().map_err(|e| format!("--slow-us: {e}"))?,
-            "-H" => {
-                let header = value()?;
-                if !header.contains(':') || header.contains('\r') || header.contains('\n') {
-                    return Err(format!("-H {header:?}: expected one 'Name: value' line"));
-                }
-                headers.push(header);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+fn positive(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("expected a positive number, not {v:?}")),
     }
-    let addr = addr.ok_or("--addr is required")?;
-    let rate = rate.ok_or("--rate is required")?;
-    if !(rate.is_finite() && rate > 0.0) {
-        return Err(format!("--rate {rate}: expected a positive number"));
+}
+
+fn header_line(v: &str) -> Result<String, String> {
+    if !v.contains(':') || v.contains('\r') || v.contains('\n') {
+        return Err(format!("expected one 'Name: value' line, not {v:?}"));
     }
-    if connections == 0 {
-        return Err("--connections must be at least 1".into());
-    }
-    let paths_file = paths_file.ok_or("--paths is required")?;
-    let file = std::fs::File::open(&paths_file).map_err(|e| format!("--paths {paths_file}: {e}"))?;
+    Ok(v.to_string())
+}
+
+/// Reads the paths file into the options.
+fn options(args: Args) -> Result<Options, String> {
+    let name = args.paths.display();
+    let file = std::fs::File::open(&args.paths).map_err(|e| format!("--paths {name}: {e}"))?;
     let mut paths = Vec::new();
     for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("{paths_file}:{}: {e}", n + 1))?;
+        let line = line.map_err(|e| format!("{name}:{}: {e}", n + 1))?;
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
         if !line.starts_with('/') || line.bytes().any(|b| !b.is_ascii_graphic()) {
-            return Err(format!("{paths_file}:{}: {line:?} is not a request path", n + 1));
+            return Err(format!("{name}:{}: {line:?} is not a request path", n + 1));
         }
         paths.push(line.to_string());
     }
     if paths.is_empty() {
-        return Err(format!("--paths {paths_file}: no paths"));
+        return Err(format!("--paths {name}: no paths"));
     }
     Ok(Options {
-        addr,
-        rate,
-        connections,
-        duration,
+        addr: args.addr,
+        rate: args.rate,
+        connections: usize::from(args.connections),
+        duration: Duration::try_from_secs_f64(args.duration).map_err(|e| format!("--duration: {e}"))?,
         paths,
-        host,
-        headers,
-        slow_log,
-        slow_us,
+        host: args.host,
+        headers: args.headers,
+        slow_log: args.slow_log,
+        slow_us: args.slow_us,
     })
 }
