@@ -8,10 +8,11 @@
 --runs holds one directory per run: ``round<N>-<system>/`` with ``wrk.txt`` (wrk's output,
 including the ``WRK_JSON`` line printed by clicks.lua) and, for clickstream, ``counts.env``
 (redirects, events, events_after_stop, catchup_seconds) and ``metrics.txt`` (the admin
-``/metrics`` page after the run); ``latency<N>-<label>/`` with the latency probe's ``pace.json``,
-``latency.meta`` (system, rate, label, round, connections) and, for clickstream, the same ``counts.env``. The HTTPS runs also hold ``tls.env``
-(tls_protocol, tls_cipher: what a handshake before the load negotiated). The tables go to stdout, the Markdown
-and the SVG to the given paths. Exit status 0, also when a check failed: the warnings are in the
+``/metrics`` page after the run); ``latency<N>-<label>/`` with the latency probe's
+``pace.json``, ``latency.meta`` (system, rate, label, round, connections) and, for clickstream,
+the same ``counts.env``. The HTTPS runs also hold ``tls.env`` (tls_protocol, tls_cipher: what a
+handshake before the load negotiated). The tables go to stdout, the Markdown and the SVG to the
+given paths. Exit status 0, also when a check failed: the warnings are in the
 output and in the report.
 """
 import argparse
