@@ -178,10 +178,7 @@ fn budget_drops_the_oldest_and_frees_disk() {
     let got = drain(&mut slow, spool.durable_seq());
     assert_eq!(got.len() as u64 + dropped, total);
     assert_eq!(*got.last().unwrap(), total);
-    let files = fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
-        .count();
+    let files = files_with(dir.path(), "seg");
     assert!(files <= 5, "old segments deleted, {files} left");
 }
 
