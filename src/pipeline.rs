@@ -2,8 +2,8 @@
 //!
 //! One dedicated OS thread owns the [`Enricher`] (and so its caches, without locks) and the
 //! [`SpoolWriter`]. It takes hits from the bounded click queue, builds and serializes each event,
-//! appends it, and every `flush_interval` writes the spool through to disk (the durability
-//! promise). Every few seconds it sweeps expired sessions.
+//! appends it, and every `flush_interval` hands the spool to its syncer to be made durable (the
+//! durability promise; see `spool`). Every few seconds it sweeps expired sessions.
 //!
 //! It stops when every queue sender is gone or the stop flag is raised: it then takes what is
 //! left in the queue, flushes, and returns, so SIGTERM loses no click that was answered.
@@ -48,7 +48,6 @@ pub fn spawn(
                 enricher,
                 writer,
                 metrics,
-                json: Vec::with_capacity(2048),
                 last_error_log: None,
             }
             .run(rx, flush_interval, &stop)
@@ -59,7 +58,6 @@ struct Pipeline {
     enricher: Enricher,
     writer: SpoolWriter,
     metrics: Arc<Metrics>,
-    json: Vec<u8>,
     last_error_log: Option<Instant>,
 }
 
@@ -136,14 +134,11 @@ impl Pipeline {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.flush();
-        self.metrics.sessions.set(self.enricher.sessions().len() as u64);
+        self.flush_and_wait();
     }
 
     fn process(&mut self, hit: &Hit) {
         let event = self.enricher.enrich(hit);
-        self.json.clear();
-        event.write_json(&mut self.json);
         let bot = event.bot;
         let meta = RecordMeta {
             time_micros: click::unix_micros(hit.time),
@@ -151,7 +146,7 @@ impl Pipeline {
             workspace: &hit.link.workspace().id,
             domain: hit.link.domain(),
         };
-        match self.writer.append(meta, &self.json) {
+        match self.writer.append_with(meta, |out| event.write_json(out)) {
             Ok(_) => {
                 self.metrics.clicks_emitted.inc();
                 if bot {
@@ -159,7 +154,6 @@ impl Pipeline {
                 } else {
                     self.metrics.clicks_human.inc();
                 }
-                self.metrics.sessions.set(self.enricher.sessions().len() as u64);
             }
             Err(e) => {
                 self.metrics.clicks_dropped_spool_error.inc();
@@ -168,10 +162,22 @@ impl Pipeline {
         }
     }
 
+    /// The periodic flush: the spool's syncer makes it durable while clicks go on.
     fn flush(&mut self) {
+        // Here rather than per click: counting the session map takes each of its shard locks.
+        self.metrics.sessions.set(self.enricher.sessions().len() as u64);
+        self.metrics.spool_durable_seq.set(self.writer.spool().durable_seq());
+        if let Err(e) = self.writer.flush_in_background() {
+            self.log_error(&format!("cannot write the spool (will retry): {e}"));
+        }
+    }
+
+    /// The last flush: waits until everything taken is durable.
+    fn flush_and_wait(&mut self) {
+        self.metrics.sessions.set(self.enricher.sessions().len() as u64);
         match self.writer.flush() {
             Ok(seq) => self.metrics.spool_durable_seq.set(seq),
-            Err(e) => self.log_error(&format!("cannot flush the spool (will retry): {e}")),
+            Err(e) => self.log_error(&format!("cannot flush the spool at stop: {e}")),
         }
     }
 

@@ -23,11 +23,14 @@
 //! The metadata before the JSON lets sinks filter (humans only, workspaces, domains) and
 //! partition by click hour without parsing JSON.
 //!
-//! **Durability.** Appends go to a buffer; [`SpoolWriter::flush`] writes it out and `fdatasync`s
-//! the segment every `[spool] flush_interval` (default 200 ms) and on shutdown, then publishes
-//! the new *durable sequence* ([`Spool::durable_seq`], a metric). Readers never read past it.
-//! So a crash (`kill -9`, power loss) loses at most the events of the last flush interval;
-//! SIGTERM loses none.
+//! **Durability.** Appends are encoded into a buffer and written out in 256 KiB pieces; every
+//! `[spool] flush_interval` (default 200 ms) the writer writes the rest and hands the segment to
+//! the `clickstream-spool-sync` thread, which `fdatasync`s it (and the directory, for a new
+//! segment) and then publishes the new *durable sequence* ([`Spool::durable_seq`], a metric).
+//! Readers never read past it. The writer does not wait for the disk, so a slow disk holds back
+//! delivery, never the intake of clicks (see `sync`). So a crash (`kill -9`, power loss) loses at
+//! most the events of the last flush interval and the sync in progress; SIGTERM loses none (the
+//! last flush waits for its sync).
 //!
 //! **Recovery.** On open, the last segment is read record by record; a torn or corrupt tail (a
 //! short record or a CRC mismatch) is cut off with a warning, never a panic. A corrupt record in
@@ -58,6 +61,7 @@
 
 mod cursor;
 mod reader;
+mod sync;
 
 pub use reader::SpoolReader;
 
@@ -65,7 +69,7 @@ use cursor::{CursorFile, Found, Saved};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
@@ -90,7 +94,7 @@ const DELETED_EXT: &str = "del";
 const REAP_STEP_BYTES: u64 = 512 * 1024;
 /// Pause between two truncation steps, so the CPU goes to whoever waits for it.
 const REAP_PAUSE: Duration = Duration::from_micros(500);
-/// Write buffer of the segment writer.
+/// Encoded records the writer gathers before it writes them to the segment file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
 const FLAG_BOT: u8 = 1;
@@ -230,11 +234,19 @@ pub struct Spool {
 pub struct SpoolWriter {
     spool: Spool,
     segment_max_bytes: u64,
-    file: BufWriter<File>,
+    /// The head segment, shared with the syncer.
+    file: Arc<File>,
+    /// Records encoded in place (see [`SpoolWriter::append_with`]) and not yet written.
+    pending: Vec<u8>,
     segment_first: u64,
+    /// Length of the head segment, `pending` included.
     segment_bytes: u64,
+    /// The head segment was created and no sync job has carried it yet (its directory entry).
+    segment_is_new: bool,
     next_seq: u64,
-    buf: Vec<u8>,
+    /// Last sequence handed to the syncer.
+    requested: u64,
+    syncer: mpsc::Sender<sync::SyncJob>,
     /// Each sink's filter and counters (the sinks are fixed when the spool opens), so that an
     /// append counts without taking the state lock the sinks' readers use.
     filters: Vec<(Filter, Arc<SinkMetrics>)>,
@@ -264,12 +276,15 @@ fn cursor_path(dir: &Path, sink: &str) -> PathBuf {
 
 /// Encodes one record (header and body) into `out`.
 pub fn encode_record(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, json: &[u8]) {
+    encode_record_with(out, seq, meta, |out| out.extend_from_slice(json));
+}
+
+/// Encodes one record into `out`, its JSON written in place by `write_json`.
+fn encode_record_with(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, write_json: impl FnOnce(&mut Vec<u8>)) {
     let ws = &meta.workspace.as_bytes()[..meta.workspace.len().min(u16::MAX as usize)];
     let dom = &meta.domain.as_bytes()[..meta.domain.len().min(u16::MAX as usize)];
-    let body_len = BODY_FIXED_LEN + 2 + ws.len() + 2 + dom.len() + json.len();
     let start = out.len();
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&meta.time_micros.to_le_bytes());
     out.push(if meta.bot { FLAG_BOT } else { 0 });
@@ -277,8 +292,10 @@ pub fn encode_record(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, json: &[
     out.extend_from_slice(ws);
     out.extend_from_slice(&(dom.len() as u16).to_le_bytes());
     out.extend_from_slice(dom);
-    out.extend_from_slice(json);
+    write_json(out);
+    let body_len = (out.len() - start - RECORD_HEADER_LEN) as u32;
     let crc = crc32fast::hash(&out[start + RECORD_HEADER_LEN..]);
+    out[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -508,8 +525,9 @@ impl Spool {
             .append(true)
             .open(&head_path)
             .map_err(io_err(&head_path))?;
+        let durable_at_open = next_seq - 1;
         let head_bytes = segments[&head_first];
-        let (durable, _) = watch::channel(next_seq - 1);
+        let (durable, _) = watch::channel(durable_at_open);
         let spool = Spool {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
@@ -529,14 +547,18 @@ impl Spool {
             .iter()
             .map(|c| (c.spec.filter.clone(), c.spec.metrics.clone()))
             .collect();
+        let syncer = sync::start(spool.clone()).map_err(io_err(dir))?;
         let writer = SpoolWriter {
             spool: spool.clone(),
             segment_max_bytes,
-            file: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            file: Arc::new(file),
+            pending: Vec::with_capacity(WRITE_BUFFER_BYTES + 64 * 1024),
             segment_first: head_first,
             segment_bytes: head_bytes,
+            segment_is_new: false,
             next_seq,
-            buf: Vec::with_capacity(4096),
+            requested: durable_at_open,
+            syncer,
             filters,
         };
         Ok((spool, writer))
@@ -680,6 +702,18 @@ impl Spool {
         }
     }
 
+    /// Records that segment `first` is durable up to `bytes` and everything up to `durable`
+    /// with it (by the syncer), and applies the budgets.
+    fn publish(&self, first: u64, bytes: u64, durable: u64) {
+        self.state().segments.insert(first, bytes);
+        self.shared.durable.send_if_modified(|d| {
+            let newer = durable > *d;
+            *d = (*d).max(durable);
+            newer
+        });
+        self.enforce_budgets();
+    }
+
     /// Applies every sink's disk budget; returns the events dropped per sink.
     pub fn enforce_budgets(&self) -> Vec<(String, u64)> {
         let mut dropped = Vec::new();
@@ -791,18 +825,31 @@ impl SpoolWriter {
         &self.spool
     }
 
-    /// Appends one event to the buffer and returns its sequence number. Not durable until the
-    /// next [`flush`](Self::flush).
+    /// Appends one event and returns its sequence number. Not durable until the next
+    /// [`flush`](Self::flush) or [`flush_in_background`](Self::flush_in_background) is done.
     pub fn append(&mut self, meta: RecordMeta<'_>, json: &[u8]) -> Result<u64, SpoolError> {
+        self.append_with(meta, |out| out.extend_from_slice(json))
+    }
+
+    /// Like [`append`](Self::append), with the event's JSON written by `write_json` straight
+    /// into the write buffer (no copy of it on the way).
+    pub fn append_with(
+        &mut self,
+        meta: RecordMeta<'_>,
+        write_json: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<u64, SpoolError> {
         if self.segment_bytes >= self.segment_max_bytes {
             self.roll()?;
         }
+        if self.pending.len() >= WRITE_BUFFER_BYTES {
+            // On failure the event is not taken (the caller counts it) and the buffer is kept
+            // for the next attempt, so it stays bounded.
+            self.write_pending()?;
+        }
         let seq = self.next_seq;
-        self.buf.clear();
-        encode_record(&mut self.buf, seq, meta, json);
-        let path = || segment_path(&self.spool.shared.dir, self.segment_first);
-        self.file.write_all(&self.buf).map_err(|e| io_err(&path())(e))?;
-        self.segment_bytes += self.buf.len() as u64;
+        let before = self.pending.len();
+        encode_record_with(&mut self.pending, seq, meta, write_json);
+        self.segment_bytes += (self.pending.len() - before) as u64;
         self.next_seq += 1;
         for (filter, metrics) in &self.filters {
             if filter.matches(meta.bot, meta.workspace, meta.domain) {
@@ -812,43 +859,95 @@ impl SpoolWriter {
         Ok(seq)
     }
 
-    /// Writes the buffer out, syncs the segment, publishes the durable sequence and applies the
-    /// sinks' budgets.
-    pub fn flush(&mut self) -> Result<u64, SpoolError> {
-        let durable = self.next_seq - 1;
-        if durable == *self.spool.shared.durable.borrow() {
-            return Ok(durable);
-        }
-        let path = segment_path(&self.spool.shared.dir, self.segment_first);
-        self.file.flush().map_err(io_err(&path))?;
-        self.file.get_ref().sync_data().map_err(io_err(&path))?;
-        self.spool
-            .state()
-            .segments
-            .insert(self.segment_first, self.segment_bytes);
-        self.spool.shared.durable.send_replace(durable);
-        self.spool.enforce_budgets();
-        Ok(durable)
+    /// Writes the buffered records to the head segment. What was written leaves the buffer even
+    /// on an error, so a retry goes on where this stopped.
+    fn write_pending(&mut self) -> Result<(), SpoolError> {
+        let mut written = 0;
+        let result = loop {
+            if written == self.pending.len() {
+                break Ok(());
+            }
+            match (&*self.file).write(&self.pending[written..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.pending.drain(..written);
+        result.map_err(io_err(&segment_path(&self.spool.shared.dir, self.segment_first)))
     }
 
-    /// Closes the head segment (synced) and starts a new one.
+    /// Hands the head segment, as written so far, to the syncer.
+    fn request_sync(&mut self, done: Option<sync::Done>) -> Result<(), SpoolError> {
+        let durable = self.next_seq - 1;
+        let job = sync::SyncJob {
+            file: self.file.clone(),
+            first: self.segment_first,
+            bytes: self.segment_bytes,
+            durable,
+            new_segment: self.segment_is_new,
+            done,
+        };
+        if self.syncer.send(job).is_err() {
+            let path = segment_path(&self.spool.shared.dir, self.segment_first);
+            return Err(SpoolError::Io {
+                path,
+                source: io::Error::other("the spool's sync thread has stopped"),
+            });
+        }
+        self.requested = durable;
+        self.segment_is_new = false;
+        Ok(())
+    }
+
+    /// Writes the buffer out and asks the syncer to make it durable, without waiting: the
+    /// syncer publishes the new durable sequence and applies the sinks' budgets when done.
+    pub fn flush_in_background(&mut self) -> Result<(), SpoolError> {
+        self.write_pending()?;
+        if self.next_seq - 1 == self.requested && !self.segment_is_new {
+            return Ok(());
+        }
+        self.request_sync(None)
+    }
+
+    /// Writes the buffer out, syncs it and returns the durable sequence, once published.
+    pub fn flush(&mut self) -> Result<u64, SpoolError> {
+        self.write_pending()?;
+        let durable = self.next_seq - 1;
+        if durable <= self.spool.durable_seq() && !self.segment_is_new {
+            return Ok(durable);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.request_sync(Some(tx))?;
+        rx.recv().unwrap_or_else(|_| {
+            Err(SpoolError::Io {
+                path: segment_path(&self.spool.shared.dir, self.segment_first),
+                source: io::Error::other("the spool's sync thread has stopped"),
+            })
+        })
+    }
+
+    /// Starts a new head segment. The closed one is synced by the syncer, in order, before
+    /// anything of the new one is published.
     fn roll(&mut self) -> Result<(), SpoolError> {
-        self.flush()?;
+        self.write_pending()?;
+        if self.next_seq - 1 != self.requested || self.segment_is_new {
+            self.request_sync(None)?;
+        }
         let first = self.next_seq;
         let path = segment_path(&self.spool.shared.dir, first);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        file.write_all(SEGMENT_MAGIC).map_err(io_err(&path))?;
-        file.sync_data().map_err(io_err(&path))?;
-        sync_dir(&self.spool.shared.dir);
-        file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
-        self.file = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        self.file = Arc::new(file);
+        self.pending.extend_from_slice(SEGMENT_MAGIC);
         self.segment_first = first;
         self.segment_bytes = SEGMENT_MAGIC.len() as u64;
+        self.segment_is_new = true;
         self.spool.state().segments.insert(first, self.segment_bytes);
         Ok(())
     }

@@ -190,11 +190,8 @@ impl SpoolReader {
             self.at = 0;
         }
         let Some(file) = self.file.as_mut() else { return Ok(0) };
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK_BYTES, 0);
-        let n = file.read(&mut self.buf[old..])?;
-        self.buf.truncate(old + n);
-        Ok(n)
+        // `read_to_end` through `take` reads into the spare capacity without zeroing it first.
+        file.take(READ_CHUNK_BYTES as u64).read_to_end(&mut self.buf)
     }
 
     fn next_segment(&self) -> Option<u64> {

@@ -58,7 +58,12 @@ fn readers_see_only_durable_events_across_segments() {
     for _ in 0..100 {
         w.append(meta(false), &[b'x'; 100]).unwrap();
     }
-    // Rolling a segment flushes it; the events of the head segment are not durable yet.
+    // A closed segment is synced in the background without a flush; the events of the head
+    // segment are not durable yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while spool.durable_seq() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let durable = spool.durable_seq();
     assert!(durable > 0 && durable < 100, "{durable}");
     assert_eq!(drain(&mut r, durable), (1..=durable).collect::<Vec<_>>());
@@ -260,4 +265,29 @@ fn delivered_segments_leave_at_once_and_are_reaped_in_the_background() {
     assert_eq!(files_with(dir.path(), "del"), 0);
     assert_eq!(spool.state().segments.len(), 1);
     assert_eq!(spool.durable_seq(), 200);
+}
+
+#[test]
+fn background_flushes_become_durable_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (spool, mut w) = Spool::open(dir.path(), 4096, vec![spec("a", u64::MAX)]).unwrap();
+        for i in 0..250 {
+            w.append(meta(false), &[b'q'; 100]).unwrap();
+            if i % 50 == 49 {
+                w.flush_in_background().unwrap();
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while spool.durable_seq() < 250 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(spool.durable_seq(), 250);
+        let mut r = spool.reader("a").unwrap();
+        assert_eq!(drain(&mut r, spool.durable_seq()), (1..=250).collect::<Vec<_>>());
+    }
+    let (spool, _w) = Spool::open(dir.path(), 4096, vec![spec("a", u64::MAX)]).unwrap();
+    assert_eq!(spool.durable_seq(), 250);
+    let mut r = spool.reader("a").unwrap();
+    assert_eq!(drain(&mut r, 250), (1..=250).collect::<Vec<_>>());
 }
