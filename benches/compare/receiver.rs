@@ -11,16 +11,20 @@
 //! - `GET /count` answers `{"events":N,"unique":U,"requests":R,"bad":B}`.
 //!
 //! It shares the machine with the servers under test, so it does as little as it can while the
-//! load runs: the ids are found by searching for the `{"id":"` that starts every event (an
-//! event's other `id` fields are not at the start of an object) and cross-checked against the
-//! number of `"timestamp":"` keys. Every `--verify-every`-th body is also kept and parsed in
-//! full with serde_json when the counts are next read (after the load): its `data` must hold
-//! the same ids in the same order, or it counts as bad. One thread, on 127.0.0.1 only,
-//! keep-alive connections.
+//! load runs: the body is scanned as its pieces arrive, without being gathered into one buffer,
+//! with one search for `{"id":"`; an event starts with `{"id":"<uuid>","timestamp":"` (the
+//! other objects with an `id` first, such as `route`, are not followed by `"timestamp"`), so
+//! an event whose start is damaged is not counted, and the delivered count falls short of the
+//! redirects served. The id set is sized for `--expect` events up front, so it does not grow
+//! (and rehash) under load. Every `--verify-every`-th body is also kept and parsed in full with
+//! serde_json when the counts are next read (after the load): its `data` must hold the same ids
+//! in the same order, or it counts as bad. One thread, on 127.0.0.1 only, keep-alive
+//! connections.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -32,8 +36,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use memchr::memmem;
 
+const BODY_START: &[u8] = br#"{"data":["#;
 const EVENT_START: &[u8] = br#"{"id":""#;
-const TIMESTAMP_KEY: &[u8] = br#""timestamp":""#;
+/// What follows an event's id: the closing quote and the `timestamp` key.
+const AFTER_ID: &[u8] = br#"","timestamp":""#;
+/// Length of a hyphenated UUID.
+const UUID_LEN: usize = 36;
+/// Bytes from the start of an event to the end of what [`Scan`] checks of it.
+const EVENT_HEAD_LEN: usize = EVENT_START.len() + UUID_LEN + AFTER_ID.len();
 
 #[derive(Default)]
 struct Counts {
@@ -48,6 +58,8 @@ struct Counts {
 struct Receiver {
     counts: Mutex<Counts>,
     verify_every: u64,
+    /// Bodies begun.
+    started: AtomicU64,
 }
 
 impl Receiver {
@@ -55,20 +67,36 @@ impl Receiver {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts a whole body (the tests' way in; the server scans bodies in pieces).
+    #[cfg(test)]
     fn post(&self, body: Bytes) -> StatusCode {
-        let ids = event_ids(&body);
+        let sample = self.sample_next().then(|| body.clone());
+        self.take(event_ids(&body), sample)
+    }
+
+    /// Counts a body's ids (`None`: not a payload); `sample` is the whole body when it was
+    /// picked for the full parse.
+    fn take(&self, ids: Option<Vec<u128>>, sample: Option<Bytes>) -> StatusCode {
         let mut c = self.counts();
         c.requests += 1;
         let Some(ids) = ids else {
             c.bad += 1;
             return StatusCode::BAD_REQUEST;
         };
-        if (c.requests - 1).is_multiple_of(self.verify_every) {
+        if let Some(body) = sample {
             c.to_verify.push((body, ids.clone()));
         }
         c.events += ids.len() as u64;
         c.ids.extend(ids);
         StatusCode::OK
+    }
+
+    /// Whether the body now starting is one of the every `verify_every`-th kept for the full
+    /// parse.
+    fn sample_next(&self) -> bool {
+        self.started
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(self.verify_every)
     }
 
     fn count(&self) -> String {
@@ -89,21 +117,85 @@ impl Receiver {
     }
 }
 
-/// The event ids of a webhook body, or `None` when it is not a clickstream payload.
+/// The event ids of a whole webhook body, or `None` when it is not a clickstream payload.
+#[cfg(test)]
 fn event_ids(body: &[u8]) -> Option<Vec<u128>> {
-    if !body.starts_with(br#"{"data":["#) {
-        return None;
+    let mut scan = Scan::default();
+    scan.feed(body);
+    scan.finish()
+}
+
+/// Finds the event ids of a body that arrives in pieces. An event head cut by a piece boundary
+/// is found in `tail`: the last bytes of the previous pieces, joined with the start of the next.
+#[derive(Default)]
+struct Scan {
+    ids: Vec<u128>,
+    /// Bytes of the body seen so far.
+    seen: usize,
+    /// The body's last `EVENT_HEAD_LEN - 1` bytes so far (or fewer).
+    tail: Vec<u8>,
+    /// The body does not start as a payload.
+    bad: bool,
+}
+
+impl Scan {
+    fn feed(&mut self, piece: &[u8]) {
+        if self.bad || piece.is_empty() {
+            return;
+        }
+        if self.seen < BODY_START.len() {
+            let want = &BODY_START[self.seen..];
+            let n = want.len().min(piece.len());
+            if piece[..n] != want[..n] {
+                self.bad = true;
+                return;
+            }
+        }
+        // Heads that start in the tail and end in this piece.
+        if !self.tail.is_empty() {
+            let mut joined = std::mem::take(&mut self.tail);
+            let from_tail = joined.len();
+            joined.extend_from_slice(&piece[..piece.len().min(EVENT_HEAD_LEN - 1)]);
+            for at in memmem::find_iter(&joined, EVENT_START).take_while(|&at| at < from_tail) {
+                // One not complete yet stays in the new tail and is found again later.
+                if let Some(head) = joined.get(at..at + EVENT_HEAD_LEN) {
+                    self.head(head);
+                }
+            }
+            joined.truncate(from_tail);
+            self.tail = joined;
+        }
+        // Heads that start in this piece; those it cuts off are left to the tail.
+        for at in memmem::find_iter(piece, EVENT_START) {
+            match piece.get(at..at + EVENT_HEAD_LEN) {
+                Some(head) => self.head(head),
+                None => break,
+            }
+        }
+        self.seen += piece.len();
+        let keep = EVENT_HEAD_LEN - 1;
+        if piece.len() >= keep {
+            self.tail.clear();
+            self.tail.extend_from_slice(&piece[piece.len() - keep..]);
+        } else {
+            self.tail.extend_from_slice(piece);
+            let excess = self.tail.len().saturating_sub(keep);
+            self.tail.drain(..excess);
+        }
     }
-    let ids: Vec<u128> = memmem::find_iter(body, EVENT_START)
-        .filter_map(|at| {
-            let start = at + EVENT_START.len();
-            let text = body.get(start..start + 36)?;
-            (body.get(start + 36) == Some(&b'"')).then_some(())?;
-            uuid(text)
-        })
-        .collect();
-    // Every event has exactly one "timestamp" key: a cheap cross-check of the count.
-    (ids.len() == memmem::find_iter(body, TIMESTAMP_KEY).count()).then_some(ids)
+
+    /// An object starting with an `id`: an event when it goes on `<uuid>","timestamp":"`.
+    fn head(&mut self, head: &[u8]) {
+        if head[EVENT_START.len() + UUID_LEN..] == *AFTER_ID
+            && let Some(id) = uuid(&head[EVENT_START.len()..EVENT_START.len() + UUID_LEN])
+        {
+            self.ids.push(id);
+        }
+    }
+
+    fn finish(self) -> Option<Vec<u128>> {
+        (!self.bad && self.seen >= BODY_START.len()).then_some(self.ids)
+    }
 }
 
 /// A hyphenated lower-case UUID as a number.
@@ -137,11 +229,27 @@ fn full_parse_ids(body: &[u8]) -> Option<Vec<u128>> {
         .collect()
 }
 
+/// Scans a body's pieces as they arrive; keeps them only when the body is sampled.
+async fn take_body(receiver: &Receiver, mut body: Incoming) -> Result<StatusCode, hyper::Error> {
+    let sampled = receiver.sample_next();
+    let mut scan = Scan::default();
+    let mut kept = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            scan.feed(&data);
+            if sampled {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(receiver.take(scan.finish(), sampled.then(|| Bytes::from(kept))))
+}
+
 async fn serve(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match *req.method() {
         Method::GET if req.uri().path() == "/count" => (StatusCode::OK, receiver.count()),
-        Method::POST | Method::PUT => match req.into_body().collect().await {
-            Ok(body) => (receiver.post(body.to_bytes()), String::new()),
+        Method::POST | Method::PUT => match take_body(&receiver, req.into_body()).await {
+            Ok(status) => (status, String::new()),
             Err(_) => (StatusCode::BAD_REQUEST, String::new()),
         },
         _ => (StatusCode::NOT_FOUND, String::new()),
@@ -157,7 +265,7 @@ async fn serve(receiver: Arc<Receiver>, req: Request<Incoming>) -> Result<Respon
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let (mut port, mut verify_every) = (None, 20u64);
+    let (mut port, mut verify_every, mut expect) = (None, 20u64, 4_000_000u64);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -167,13 +275,23 @@ fn main() -> Result<(), String> {
         match arg.as_str() {
             "--port" => port = Some(u16::try_from(value("--port")?).map_err(|_| "--port: not a port")?),
             "--verify-every" => verify_every = value("--verify-every")?.max(1),
-            _ => return Err(format!("unknown argument {arg:?}; usage: --port N [--verify-every N]")),
+            "--expect" => expect = value("--expect")?,
+            _ => {
+                return Err(format!(
+                    "unknown argument {arg:?}; usage: --port N [--verify-every N] [--expect EVENTS]"
+                ));
+            }
         }
     }
     let port = port.ok_or("--port is required")?;
+    let expect = usize::try_from(expect).map_err(|_| "--expect: too large")?;
     let receiver = Arc::new(Receiver {
-        counts: Mutex::default(),
+        counts: Mutex::new(Counts {
+            ids: HashSet::with_capacity_and_hasher(expect, Default::default()),
+            ..Counts::default()
+        }),
         verify_every,
+        started: AtomicU64::new(0),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -222,11 +340,36 @@ mod tests {
         assert_eq!(ids, vec![prefix | 1, prefix | 0xff]);
         assert_eq!(full_parse_ids(&b), Some(ids));
         assert!(event_ids(br#"{"other":1}"#).is_none());
+        // An event whose start is damaged is not counted.
         let torn = String::from_utf8(body(&[ID1]))
             .unwrap()
             .replace(r#""timestamp""#, r#""time""#);
-        assert!(event_ids(torn.as_bytes()).is_none());
-        assert!(event_ids(&body(&["0190F3A0-0000-7000-8000-000000000001"])).is_none());
+        assert_eq!(event_ids(torn.as_bytes()), Some(vec![]));
+        assert_eq!(
+            event_ids(&body(&["0190F3A0-0000-7000-8000-000000000001"])),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn bodies_in_pieces_give_the_same_ids() {
+        let b = body(&[ID1, ID2, ID1, ID2, ID1]);
+        let whole = event_ids(&b).unwrap();
+        assert_eq!(whole.len(), 5);
+        for size in 1..=b.len() {
+            let mut scan = Scan::default();
+            b.chunks(size).for_each(|piece| scan.feed(piece));
+            assert_eq!(scan.finish().as_ref(), Some(&whole), "pieces of {size} bytes");
+        }
+        let mut torn = Scan::default();
+        let bad = String::from_utf8(b.clone())
+            .unwrap()
+            .replacen(r#""timestamp""#, r#""tim""#, 1);
+        bad.as_bytes().chunks(7).for_each(|piece| torn.feed(piece));
+        assert_eq!(torn.finish().as_deref(), Some(&whole[1..]));
+        let mut other = Scan::default();
+        br#"{"nope":["#.chunks(3).for_each(|piece| other.feed(piece));
+        assert!(other.finish().is_none());
     }
 
     #[test]
@@ -234,6 +377,7 @@ mod tests {
         let r = Receiver {
             counts: Mutex::default(),
             verify_every: 1,
+            started: AtomicU64::new(0),
         };
         assert_eq!(r.post(Bytes::from(body(&[ID1, ID2]))), StatusCode::OK);
         assert_eq!(r.post(Bytes::from(body(&[ID2]))), StatusCode::OK);
