@@ -25,7 +25,7 @@
 //!
 //! **Durability.** Appends are encoded into a buffer and written out in 256 KiB pieces; every
 //! `[spool] flush_interval` (default 200 ms) the writer writes the rest and hands the segment to
-//! the `clickstream-spool-sync` thread, which `fdatasync`s it (and the directory, for a new
+//! the `clickstream-sync` thread, which `fdatasync`s it (and the directory, for a new
 //! segment) and then publishes the new *durable sequence* ([`Spool::durable_seq`], a metric).
 //! Readers never read past it. The writer does not wait for the disk, so a slow disk holds back
 //! delivery, never the intake of clicks (see `sync`). So a crash (`kill -9`, power loss) loses at

@@ -46,7 +46,7 @@ pub(super) struct SyncJob {
 pub(super) fn start(spool: Spool) -> io::Result<mpsc::Sender<SyncJob>> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
-        .name("clickstream-spool-sync".into())
+        .name("clickstream-sync".into())
         .spawn(move || run(&spool, &rx))?;
     Ok(tx)
 }
