@@ -28,9 +28,9 @@
 //! the `clickstream-sync` thread, which `fdatasync`s it (and the directory, for a new
 //! segment) and then publishes the new *durable sequence* ([`Spool::durable_seq`], a metric).
 //! Readers never read past it. The writer does not wait for the disk, so a slow disk holds back
-//! delivery, never the intake of clicks (see `sync`). So a crash (`kill -9`, power loss) loses at
-//! most the events of the last flush interval and the sync in progress; SIGTERM loses none (the
-//! last flush waits for its sync).
+//! delivery, never the intake of clicks (see `sync`). So a crash (`kill -9`, power loss) loses
+//! the events of the last flush interval, and those a slow disk has not synced yet; SIGTERM
+//! loses none (the last flush waits for its sync).
 //!
 //! **Recovery.** On open, the last segment is read record by record; a torn or corrupt tail (a
 //! short record or a CRC mismatch) is cut off with a warning, never a panic. A corrupt record in
