@@ -890,11 +890,7 @@ impl SpoolWriter {
             done,
         };
         if self.syncer.send(job).is_err() {
-            let path = segment_path(&self.spool.shared.dir, self.segment_first);
-            return Err(SpoolError::Io {
-                path,
-                source: io::Error::other("the spool's sync thread has stopped"),
-            });
+            return Err(self.syncer_stopped());
         }
         self.requested = durable;
         self.segment_is_new = false;
@@ -920,12 +916,15 @@ impl SpoolWriter {
         }
         let (tx, rx) = mpsc::sync_channel(1);
         self.request_sync(Some(tx))?;
-        rx.recv().unwrap_or_else(|_| {
-            Err(SpoolError::Io {
-                path: segment_path(&self.spool.shared.dir, self.segment_first),
-                source: io::Error::other("the spool's sync thread has stopped"),
-            })
-        })
+        rx.recv().unwrap_or_else(|_| Err(self.syncer_stopped()))
+    }
+
+    /// The error for a sync that cannot be asked for or answered: the syncer is gone.
+    fn syncer_stopped(&self) -> SpoolError {
+        SpoolError::Io {
+            path: segment_path(&self.spool.shared.dir, self.segment_first),
+            source: io::Error::other("the spool's sync thread has stopped"),
+        }
     }
 
     /// Starts a new head segment. The closed one is synced by the syncer, in order, before

@@ -19,6 +19,15 @@ fn meta(bot: bool) -> RecordMeta<'static> {
     }
 }
 
+/// The durable sequence once it reaches `at_least` (published by the syncer), or after 10 s.
+fn wait_durable(spool: &Spool, at_least: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while spool.durable_seq() < at_least && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    spool.durable_seq()
+}
+
 fn drain(r: &mut SpoolReader, durable: u64) -> Vec<u64> {
     let mut out = Vec::new();
     while let Some(rec) = r.next(durable).unwrap() {
@@ -60,11 +69,7 @@ fn readers_see_only_durable_events_across_segments() {
     }
     // A closed segment is synced in the background without a flush; the events of the head
     // segment are not durable yet.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while spool.durable_seq() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let durable = spool.durable_seq();
+    let durable = wait_durable(&spool, 1);
     assert!(durable > 0 && durable < 100, "{durable}");
     assert_eq!(drain(&mut r, durable), (1..=durable).collect::<Vec<_>>());
     w.flush().unwrap();
@@ -278,11 +283,7 @@ fn background_flushes_become_durable_and_survive_a_restart() {
                 w.flush_in_background().unwrap();
             }
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while spool.durable_seq() < 250 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(spool.durable_seq(), 250);
+        assert_eq!(wait_durable(&spool, 250), 250);
         let mut r = spool.reader("a").unwrap();
         assert_eq!(drain(&mut r, spool.durable_seq()), (1..=250).collect::<Vec<_>>());
     }
