@@ -225,6 +225,15 @@ impl Node {
                 .map_err(|e| StartError::Setup(format!("spool task failed: {e}")))??
         };
         metrics.spool_durable_seq.set(spool.durable_seq());
+        // The gauge follows the durable sequence as the spool's sync thread publishes it.
+        {
+            let (mut durable, metrics) = (spool.subscribe(), metrics.clone());
+            tokio::spawn(async move {
+                while durable.changed().await.is_ok() {
+                    metrics.spool_durable_seq.set(*durable.borrow_and_update());
+                }
+            });
+        }
 
         // Pipeline thread.
         let (queue, rx) = ClickQueue::bounded(server_config.click_queue_events, metrics.clone());

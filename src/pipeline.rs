@@ -166,7 +166,6 @@ impl Pipeline {
     fn flush(&mut self) {
         // Here rather than per click: counting the session map takes each of its shard locks.
         self.metrics.sessions.set(self.enricher.sessions().len() as u64);
-        self.metrics.spool_durable_seq.set(self.writer.spool().durable_seq());
         if let Err(e) = self.writer.flush_in_background() {
             self.log_error(&format!("cannot write the spool (will retry): {e}"));
         }
