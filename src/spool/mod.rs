@@ -51,9 +51,10 @@
 //!
 //! **Budgets.** Each sink has a disk budget (`spool_max_bytes`): the bytes from its cursor to the
 //! head. After each flush, a sink over budget has its cursor moved to the start of its next
-//! segment, dropping its *oldest* undelivered events (counted exactly, by reading the skipped
-//! range), so the files can actually be deleted. The granularity is one segment: keep the budget
-//! several times `segment_max_bytes`.
+//! segment, dropping its *oldest* undelivered events (counted by reading the skipped range once
+//! the lock is released; a skipped segment that another sink's delivery has meanwhile let go is
+//! counted by its sequence numbers, filters aside), so the files can actually be deleted. The
+//! granularity is one segment: keep the budget several times `segment_max_bytes`.
 //!
 //! **Locking.** One `std::sync::Mutex` guards the segment list and the cursors; it is taken by
 //! the pipeline thread once per flush and by sink drivers once per batch, never on the request
@@ -715,22 +716,33 @@ impl Spool {
     }
 
     /// Applies every sink's disk budget; returns the events dropped per sink.
+    ///
+    /// The cursors move under the state lock; the dropped events are counted (which reads
+    /// their segments) and the cursors saved after it is released, with only those sinks'
+    /// cursor files locked, so a budget drop does not hold up the writer or the other sinks.
     pub fn enforce_budgets(&self) -> Vec<(String, u64)> {
-        let mut dropped = Vec::new();
+        struct Dropping {
+            spec: SinkSpec,
+            /// The skipped stretches: from a position to the segment starting at a sequence.
+            skipped: Vec<(Position, u64)>,
+            saved: Saved,
+            file: Arc<Mutex<CursorFile>>,
+        }
+        let mut drops = Vec::new();
         let mut state = self.state();
         let State { segments, sinks } = &mut *state;
         let Some((&head, _)) = segments.iter().next_back() else {
-            return dropped;
+            return Vec::new();
         };
         for c in sinks.iter_mut() {
             let undelivered = |p: &Position| bytes_from(segments, p);
             let mut bytes = undelivered(&c.position);
-            let mut lost = 0u64;
+            let mut skipped = Vec::new();
             while bytes > c.spec.budget_bytes && c.position.segment != head {
                 let Some((&next, _)) = segments.range(c.position.segment + 1..).next() else {
                     break;
                 };
-                lost += count_matching(&self.shared.dir, c.position, next, &c.spec.filter);
+                skipped.push((c.position, next));
                 c.position = Position {
                     next_seq: next,
                     segment: next,
@@ -741,21 +753,40 @@ impl Spool {
                 bytes = undelivered(&c.position);
             }
             c.spec.metrics.spool_bytes.set(bytes);
-            if lost > 0 {
-                c.spec.metrics.dropped.add(lost);
-                tracing::warn!(sink = %c.spec.name, events = lost, budget_bytes = c.spec.budget_bytes,
-                    "spool budget full: dropped the sink's oldest undelivered events");
-                let saved = Saved {
-                    position: c.position,
-                    pending: None,
-                };
-                if let Err(e) = lock(&c.file).save(&saved, false) {
-                    tracing::warn!(error = %e, "spool: cannot save cursor");
-                }
-                dropped.push((c.spec.name.clone(), lost));
+            if !skipped.is_empty() {
+                drops.push(Dropping {
+                    spec: c.spec.clone(),
+                    skipped,
+                    saved: Saved {
+                        position: c.position,
+                        pending: None,
+                    },
+                    file: c.file.clone(),
+                });
             }
         }
+        // Cursor files are locked while the state lock is held (the order everywhere), so no
+        // older save of these cursors can come after the ones below.
+        let files: Vec<_> = drops.iter().map(|d| lock(&d.file)).collect();
         drop(state);
+        let mut dropped = Vec::new();
+        for (d, mut file) in drops.iter().zip(files) {
+            let lost: u64 = d
+                .skipped
+                .iter()
+                .map(|&(from, until)| count_matching(&self.shared.dir, from, until, &d.spec.filter))
+                .sum();
+            if lost == 0 {
+                continue; // only events this sink's filters skip
+            }
+            d.spec.metrics.dropped.add(lost);
+            tracing::warn!(sink = %d.spec.name, events = lost, budget_bytes = d.spec.budget_bytes,
+                "spool budget full: dropped the sink's oldest undelivered events");
+            if let Err(e) = file.save(&d.saved, false) {
+                tracing::warn!(error = %e, "spool: cannot save cursor");
+            }
+            dropped.push((d.spec.name.clone(), lost));
+        }
         self.collect_garbage();
         dropped
     }
@@ -801,7 +832,8 @@ fn reap(path: &Path, pause: Duration) {
     }
 }
 
-/// Counts the events a sink would have taken from `from` up to the segment starting at `until`.
+/// Counts the events a sink would have taken from `from` up to the segment starting at `until`;
+/// every sequence number in the range when the segment cannot be read (gone already).
 fn count_matching(dir: &Path, from: Position, until: u64, filter: &Filter) -> u64 {
     let path = segment_path(dir, from.segment);
     let mut data = Vec::new();
