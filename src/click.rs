@@ -60,7 +60,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The headers a hit keeps, and whether every occurrence is kept (joined with `, `, RFC 9110
 /// §5.3) or only the first. The accessors of [`HitHeaders`] index this list.
 const CAPTURED_COUNT: usize = 8;
-const CAPTURED: [(HeaderName, bool); CAPTURED_COUNT] = [
+static CAPTURED: [(HeaderName, bool); CAPTURED_COUNT] = [
     (header::USER_AGENT, false),
     (header::REFERER, false),
     (header::ACCEPT_LANGUAGE, false),
@@ -71,6 +71,24 @@ const CAPTURED: [(HeaderName, bool); CAPTURED_COUNT] = [
     (X_FORWARDED_FOR, true),
 ];
 
+/// The index in [`CAPTURED`] of a field name in any case. Dispatched on the length first: most
+/// fields of a request are none of these, and this runs for every field of every hit.
+fn captured_index(name: &str) -> Option<usize> {
+    let candidates: &[usize] = match name.len() {
+        7 => &[1],
+        9 => &[3, 6],
+        10 => &[0],
+        15 => &[2, 7],
+        16 => &[4],
+        18 => &[5],
+        _ => return None,
+    };
+    candidates
+        .iter()
+        .copied()
+        .find(|&i| name.eq_ignore_ascii_case(CAPTURED[i].0.as_str()))
+}
+
 impl HitHeaders {
     /// Copies the values of the headers enrichment needs.
     pub fn capture(headers: &crate::redirect::Headers<'_>) -> HitHeaders {
@@ -78,31 +96,71 @@ impl HitHeaders {
             bytes: Vec::with_capacity(512),
             spans: Default::default(),
         };
-        for (span, (name, all)) in captured.spans.iter_mut().zip(&CAPTURED) {
-            let start = captured.bytes.len();
-            let mut found = false;
-            if *all {
-                headers.each(name, |v| {
-                    if found {
-                        captured.bytes.extend_from_slice(b", ");
+        match headers {
+            crate::redirect::Headers::List(list) => captured.capture_list(list),
+            crate::redirect::Headers::Map(_) => {
+                for (i, (name, all)) in CAPTURED.iter().enumerate() {
+                    let start = captured.bytes.len();
+                    let mut found = false;
+                    let mut add = |v: &[u8]| {
+                        if found {
+                            captured.bytes.extend_from_slice(b", ");
+                        }
+                        captured.bytes.extend_from_slice(v);
+                        found = true;
+                    };
+                    if *all {
+                        headers.each(name, add);
+                    } else if let Some(v) = headers.get(name) {
+                        add(v);
                     }
-                    captured.bytes.extend_from_slice(v);
-                    found = true;
-                });
-            } else if let Some(v) = headers.get(name) {
-                captured.bytes.extend_from_slice(v);
-                found = true;
-            }
-            if !found {
-                continue;
-            }
-            // Request heads are bounded (`max_header_bytes`) far below 4 GiB; a span that did
-            // not fit would be left out rather than wrapped.
-            if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(captured.bytes.len())) {
-                *span = Some((start, end));
+                    if found {
+                        captured.set_span(i, start);
+                    }
+                }
             }
         }
         captured
+    }
+
+    /// [`HitHeaders::capture`] from the plain listener's field list: one pass to find the
+    /// fields, then their values copied in [`CAPTURED`]'s order. A list header sent more than
+    /// once (rare) is joined by a second look at the fields after its first.
+    fn capture_list(&mut self, list: &[httparse::Header<'_>]) {
+        // For each captured header, its first field and how many fields it has.
+        let mut first = [(0usize, 0u32); CAPTURED_COUNT];
+        for (at, field) in list.iter().enumerate() {
+            if let Some(i) = captured_index(field.name) {
+                if first[i].1 == 0 {
+                    first[i].0 = at;
+                }
+                first[i].1 += 1;
+            }
+        }
+        for (i, &(at, count)) in first.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(list[at].value);
+            if count > 1 && CAPTURED[i].1 {
+                for field in &list[at + 1..] {
+                    if captured_index(field.name) == Some(i) {
+                        self.bytes.extend_from_slice(b", ");
+                        self.bytes.extend_from_slice(field.value);
+                    }
+                }
+            }
+            self.set_span(i, start);
+        }
+    }
+
+    /// Marks `bytes[start..]` as the value of captured header `i`. Request heads are bounded
+    /// (`max_header_bytes`) far below 4 GiB; a span that did not fit is left out, not wrapped.
+    fn set_span(&mut self, i: usize, start: usize) {
+        if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(self.bytes.len())) {
+            self.spans[i] = Some((start, end));
+        }
     }
 
     fn get(&self, i: usize) -> Option<&[u8]> {
@@ -744,6 +802,17 @@ mod tests {
         for raw in &samples {
             let want = serde_json::to_string(&Destination::from_location(raw)).unwrap();
             assert_eq!(&*destination_json(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn every_captured_name_is_found_in_any_case() {
+        for (i, (name, _)) in CAPTURED.iter().enumerate() {
+            assert_eq!(captured_index(name.as_str()), Some(i), "{name}");
+            assert_eq!(captured_index(&name.as_str().to_uppercase()), Some(i), "{name}");
+        }
+        for other in ["host", "accept", "cookie", "forwarded-", "user-agents", "x-forwarded-fox", "sec-ch-ub"] {
+            assert_eq!(captured_index(other), None, "{other}");
         }
     }
 

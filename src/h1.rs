@@ -140,10 +140,13 @@ impl Conn<'_> {
                 buf.resize((buf.len() * 2).min(self.max_head), 0);
             }
             let idle = end == 0 && skip == 0;
+            // The read first: when a request is already waiting, the shutdown wait is not
+            // polled (each poll of it takes its waiter list's lock); a request read during
+            // shutdown is answered with `Connection: close`.
             let n = tokio::select! {
                 biased;
-                _ = &mut stop, if idle => return Ok(()),
                 r = stream.read(&mut buf[end..]) => r.map_err(|e| format!("read: {e}"))?,
+                _ = &mut stop, if idle => return Ok(()),
             };
             if n == 0 {
                 return Ok(());

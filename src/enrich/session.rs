@@ -104,8 +104,11 @@ impl SessionTracker {
                 first: true,
             };
         }
-        if self.sessions.len() >= self.max_entries {
-            self.make_room(now_micros);
+        // The FIFO holds every live key once (insertions, evictions and sweeps change both), so
+        // its length is the map's: `DashMap::len` would take every shard's lock.
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        if order.len() >= self.max_entries {
+            self.make_room(&mut order, now_micros);
         }
         self.sessions.insert(
             key,
@@ -114,7 +117,7 @@ impl SessionTracker {
                 last_seen: now_micros,
             },
         );
-        self.order.lock().unwrap_or_else(|e| e.into_inner()).push_back(key);
+        order.push_back(key);
         SessionInfo {
             started_micros: now_micros,
             first: true,
@@ -122,8 +125,7 @@ impl SessionTracker {
     }
 
     /// Evicts at least one session, oldest by creation first; an active one gets a second chance.
-    fn make_room(&self, now_micros: i64) {
-        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+    fn make_room(&self, order: &mut VecDeque<u64>, now_micros: i64) {
         let mut fallback = None;
         for _ in 0..EVICTION_SCAN_MAX.min(order.len()) {
             let Some(key) = order.pop_front() else { break };
