@@ -27,7 +27,7 @@ pub struct Hit {
     /// When the request was answered.
     pub time: SystemTime,
     /// The link that answered.
-    pub link: Arc<Link>,
+    pub link: Link,
     /// The `Location` sent when the request's query was merged into the link's destination;
     /// `None` when it was the link's own.
     pub merged_location: Option<Arc<str>>,

@@ -256,7 +256,7 @@ impl Router {
         }
         self.clicks.offer(Hit {
             time: SystemTime::now(),
-            link: Arc::clone(link),
+            link: link.clone(),
             merged_location: merged,
             peer,
             head,

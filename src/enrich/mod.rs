@@ -235,7 +235,7 @@ impl Enricher {
         if country.is_none() {
             self.metrics.geoip_misses.inc();
         }
-        let link = &*hit.link;
+        let link = &hit.link;
         let now = click::unix_micros(hit.time);
         let visitor = self.sessions.visitor_key(ip, ua, &link.workspace().id, now);
         let session = self.sessions.touch(visitor, now);
