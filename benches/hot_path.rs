@@ -109,10 +109,11 @@ fn handle(c: &mut Criterion) {
                 path: req.path.unwrap(),
                 query: None,
                 headers: Headers::List(req.headers),
+                time: std::time::SystemTime::now(),
             };
             out.clear();
             router.answer(&head, peer, false, |answer| {
-                clickstream::h1::write_answer(&mut out, answer, clickstream::h1::Form::KEEP)
+                clickstream::h1::write_answer(&mut out, answer, clickstream::h1::Form::KEEP, head.time)
             });
             black_box(out.len())
         })

@@ -811,7 +811,15 @@ mod tests {
             assert_eq!(captured_index(name.as_str()), Some(i), "{name}");
             assert_eq!(captured_index(&name.as_str().to_uppercase()), Some(i), "{name}");
         }
-        for other in ["host", "accept", "cookie", "forwarded-", "user-agents", "x-forwarded-fox", "sec-ch-ub"] {
+        for other in [
+            "host",
+            "accept",
+            "cookie",
+            "forwarded-",
+            "user-agents",
+            "x-forwarded-fox",
+            "sec-ch-ub",
+        ] {
             assert_eq!(captured_index(other), None, "{other}");
         }
     }

@@ -77,6 +77,8 @@ impl Conn<'_> {
         let mut out: Vec<u8> = Vec::with_capacity(1024);
         // Body bytes still to drop before the next head.
         let mut skip: u64 = 0;
+        // When the last read completed (the clock read once per read, not per use).
+        let mut read_time = SystemTime::now();
         // One wait for the shutdown flag for the whole connection, polled between requests:
         // a fresh wait per read would register and unregister a waiter every request.
         let mut flag = shutdown.clone();
@@ -112,7 +114,7 @@ impl Conn<'_> {
                     keep_alive,
                     http10: req.version == Some(0),
                 };
-                self.respond(&req, &mut out, form).await;
+                self.respond(&req, &mut out, form, read_time).await;
                 if !keep_alive {
                     return self.close(stream, &out, "").await;
                 }
@@ -121,8 +123,20 @@ impl Conn<'_> {
                 drop_body(&mut start, end, &mut skip);
             }
             if !out.is_empty() {
-                stream.write_all(&out).await.map_err(|e| format!("write: {e}"))?;
-                self.activity.touch();
+                // The answers usually fit the socket's buffer at once: the read's stamp is then
+                // recent enough for the idle timer, and the clock is not read again.
+                let sent = match stream.try_write(&out) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                    Err(e) => return Err(format!("write: {e}")),
+                };
+                if sent < out.len() {
+                    stream
+                        .write_all(&out[sent..])
+                        .await
+                        .map_err(|e| format!("write: {e}"))?;
+                    self.activity.touch();
+                }
                 out.clear();
             }
             // Make room: what is left is the start of the next head.
@@ -152,17 +166,29 @@ impl Conn<'_> {
                 return Ok(());
             }
             self.activity.touch_read();
+            read_time = SystemTime::now();
             end += n;
         }
     }
 
-    /// Appends the answer to one parsed head to `out`.
-    async fn respond(&self, req: &httparse::Request<'_, '_>, out: &mut Vec<u8>, form: Form) {
+    /// Appends the answer to one parsed head, read at `time`, to `out`; stamps the head on the
+    /// connection's clock and observes the request's latency.
+    async fn respond(&self, req: &httparse::Request<'_, '_>, out: &mut Vec<u8>, form: Form, time: SystemTime) {
+        let routed = self.answer(req, out, form, time).await;
         let latency = self.activity.head_done();
+        if routed {
+            self.router.metrics().request_latency.observe(latency);
+        }
+    }
+
+    /// Appends the answer to one parsed head to `out`; true when the router or the ACME folder
+    /// answered it (not a malformed target).
+    async fn answer(&self, req: &httparse::Request<'_, '_>, out: &mut Vec<u8>, form: Form, time: SystemTime) -> bool {
         let target = req.path.unwrap_or("");
         // `http::Uri` (what hyper checks with) takes visible ASCII only.
         if !target.is_ascii() {
-            return write_answer(out, &plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), form);
+            write_answer(out, &plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), form, time);
+            return false;
         }
         let parsed: http::Uri;
         let (target_host, path, query) = if target.starts_with('/') {
@@ -181,13 +207,16 @@ impl Conn<'_> {
                     parsed = uri;
                     (parsed.host(), parsed.path(), parsed.query())
                 }
-                Err(_) => return write_answer(out, &plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), form),
+                Err(_) => {
+                    write_answer(out, &plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), form, time);
+                    return false;
+                }
             }
         };
         if let Some(file) = self.acme_dir.and_then(|dir| acme_path(dir, path)) {
             let answer = acme_answer(&file, self.router).await;
-            self.router.metrics().request_latency.observe(latency);
-            return write_answer(out, &answer, form);
+            write_answer(out, &answer, form, time);
+            return true;
         }
         let head = Head {
             method: req.method.unwrap_or("").as_bytes(),
@@ -195,10 +224,11 @@ impl Conn<'_> {
             path,
             query,
             headers: Headers::List(req.headers),
+            time,
         };
         self.router
-            .answer(&head, self.peer, false, |answer| write_answer(out, answer, form));
-        self.router.metrics().request_latency.observe(latency);
+            .answer(&head, self.peer, false, |answer| write_answer(out, answer, form, time));
+        true
     }
 
     /// Sends `out` (the last answers), ends the sending side, and drops what the client still
@@ -298,8 +328,8 @@ impl Form {
     };
 }
 
-/// Appends `answer` as an HTTP/1.1 response in the `form` its request asks for.
-pub fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>, form: Form) {
+/// Appends `answer` as an HTTP/1.1 response in the `form` its request asks for, dated `date`.
+pub fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>, form: Form, date: SystemTime) {
     let Form {
         head_only,
         keep_alive,
@@ -323,7 +353,7 @@ pub fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>, form: Form) {
         field(out, b"allow", ALLOWED_METHODS.as_bytes());
     }
     field(out, b"content-length", decimal(answer.body.len(), &mut [0; 20]));
-    DATE.with(|date| field(out, b"date", date.borrow_mut().now()));
+    DATE.with(|cache| field(out, b"date", cache.borrow_mut().at(date)));
     if !keep_alive {
         field(out, b"connection", b"close");
     } else if http10 {
@@ -362,7 +392,7 @@ fn write_error(out: &mut Vec<u8>, status: StatusCode) {
     } else {
         BAD_REQUEST_PAGE
     };
-    write_answer(out, &plain(status, body), Form::CLOSE);
+    write_answer(out, &plain(status, body), Form::CLOSE, SystemTime::now());
 }
 
 thread_local! {
@@ -376,8 +406,7 @@ struct Date {
 }
 
 impl Date {
-    fn now(&mut self) -> &[u8] {
-        let now = SystemTime::now();
+    fn at(&mut self, now: SystemTime) -> &[u8] {
         let second = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if second != self.second {
             self.second = second;
@@ -444,7 +473,7 @@ mod tests {
             body: bytes::Bytes::new(),
         };
         let mut out = Vec::new();
-        write_answer(&mut out, &answer, Form::KEEP);
+        write_answer(&mut out, &answer, Form::KEEP, SystemTime::now());
         let text = String::from_utf8(out).unwrap();
         let date = text.lines().find_map(|l| l.strip_prefix("date: ")).unwrap();
         assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
@@ -458,7 +487,12 @@ mod tests {
             head_only: true,
             ..Form::CLOSE
         };
-        write_answer(&mut out, &plain(StatusCode::NOT_FOUND, "gone\n"), form);
+        write_answer(
+            &mut out,
+            &plain(StatusCode::NOT_FOUND, "gone\n"),
+            form,
+            SystemTime::now(),
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
         assert!(text.contains("content-length: 5\r\n"), "{text}");

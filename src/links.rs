@@ -1058,8 +1058,7 @@ impl<'c> LineParser<'c> {
             }
         };
         *self.per_domain.entry(domain_name).or_default() += 1;
-        self.links
-            .push((n, Link::new(&id, &slashtag, status, location, owner)));
+        self.links.push((n, Link::new(&id, &slashtag, status, location, owner)));
     }
 }
 

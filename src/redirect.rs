@@ -81,6 +81,9 @@ pub struct Head<'a> {
     pub query: Option<&'a str>,
     /// The header fields.
     pub headers: Headers<'a>,
+    /// When the head was read: the click's time, and the answer's `Date` on the plain listener
+    /// (one clock reading for both).
+    pub time: SystemTime,
 }
 
 /// A request's header fields, in hyper's map or as the list `httparse` returns.
@@ -194,6 +197,7 @@ impl Router {
             path: req.uri().path(),
             query: req.uri().query(),
             headers: Headers::Map(req.headers()),
+            time: SystemTime::now(),
         };
         self.answer(&head, peer, tls, |answer| answer.to_response())
     }
@@ -255,7 +259,7 @@ impl Router {
             return (response, Outcome::Prefetch);
         }
         self.clicks.offer(Hit {
-            time: SystemTime::now(),
+            time: req.time,
             link: link.clone(),
             merged_location: merged,
             peer,

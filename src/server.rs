@@ -431,7 +431,8 @@ impl Activity {
         self.last_read_ns.store(now, Ordering::Relaxed);
     }
 
-    /// Records a complete request head; returns the time since the read that completed it.
+    /// Records a complete request head, once it is answered; returns the time since the read
+    /// that completed it (the request's latency).
     pub(crate) fn head_done(&self) -> Duration {
         let now = self.now_ns();
         self.last_head_ns.store(now, Ordering::Relaxed);
