@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end throughput comparison: clickstream against nginx, on this machine.
 #
-#   benches/compare.sh             # defaults: 3 rounds of 10 s, 64 connections, 100k links (~10 min)
+#   benches/compare.sh             # defaults: 4 rounds of 10 s, 64 connections, 100k links (~14 min)
 #   benches/compare.sh --duration 3 --rounds 1 --links 10000 --no-latency    # a quick look
 #   benches/compare.sh --no-https  # only the four plain-HTTP systems
 #   benches/compare.sh --help
@@ -9,12 +9,14 @@
 # Both servers get the same link table (one domain, brand.link) and the same load: wrk with
 # realistic clicks (benches/compare/clicks.lua: every slashtag of the table, browser, in-app and
 # bot user agents, referrers, Accept-Language, X-Forwarded-For, Host: brand.link). In each
-# round, one after the other:
+# round, one after the other, in this order (reversed in even rounds, so that a machine that
+# speeds up or slows down during the run favours neither side of a pair; each clickstream
+# system runs next to the nginx it is compared with):
 #
 #   nginx-nolog          map $uri -> 301, access log off
-#   nginx-log            the same, with a `combined` access log written to a file
-#   clickstream-file     clickstream, click events to its NDJSON file sink
 #   clickstream-webhook  clickstream, click events to a local webhook receiver
+#   nginx-log            the same nginx, with a `combined` access log written to a file
+#   clickstream-file     clickstream, click events to its NDJSON file sink
 #   nginx-https          nginx-log's setup, terminating TLS (`listen ... ssl`)
 #   clickstream-https    clickstream-webhook's setup, wrk driving its TLS listener (`tls_listen`)
 #
@@ -54,7 +56,7 @@ COMMAND_LINE="benches/compare.sh${*:+ $*}"
 
 # Settings (see usage).
 DURATION=10
-ROUNDS=3
+ROUNDS=4
 CONNECTIONS=64
 THREADS=2
 LINKS=100000
@@ -69,7 +71,7 @@ NGINX_WORKERS=auto
 CATCHUP_TIMEOUT=30
 KEEP_WORK_DIR=0
 
-SYSTEMS=(nginx-nolog nginx-log clickstream-file clickstream-webhook)
+SYSTEMS=(nginx-nolog clickstream-webhook nginx-log clickstream-file)
 HTTPS_SYSTEMS=(nginx-https clickstream-https)
 
 # State: the work directory, the processes started (stopped on exit), the current servers.
@@ -673,8 +675,12 @@ report_delivery() {
 }
 
 run_round() {
-    local round=$1 system dir
-    for system in "${SYSTEMS[@]}"; do
+    local round=$1 system dir order=("${SYSTEMS[@]}") i
+    if ((round % 2 == 0)); then
+        order=()
+        for ((i = ${#SYSTEMS[@]} - 1; i >= 0; i--)); do order+=("${SYSTEMS[i]}"); done
+    fi
+    for system in "${order[@]}"; do
         dir="$WORK_DIR/runs/round$round-$system"
         mkdir -p "$dir"
         log "round $round/$ROUNDS: $system (${DURATION}s)"

@@ -85,43 +85,50 @@ impl SessionTracker {
     }
 
     /// Records a click of visitor `key` at `now_micros`.
+    ///
+    /// Most clicks of a large audience are a visitor's first, so the map is probed once for both
+    /// the lookup and the insert (an entry), with the cap checked before: making room takes other
+    /// shards' locks, which must not be taken while this key's shard is held.
     pub fn touch(&self, key: u64, now_micros: i64) -> SessionInfo {
-        if let Some(mut e) = self.sessions.get_mut(&key) {
-            if now_micros.saturating_sub(e.last_seen) <= self.idle_micros {
-                e.last_seen = e.last_seen.max(now_micros);
-                return SessionInfo {
-                    started_micros: e.started,
-                    first: false,
-                };
-            }
-            // Idle too long: the same visitor starts a new session.
-            *e = Entry {
-                started: now_micros,
-                last_seen: now_micros,
-            };
-            return SessionInfo {
-                started_micros: now_micros,
-                first: true,
-            };
-        }
-        // The FIFO holds every live key once (insertions, evictions and sweeps change both), so
-        // its length is the map's: `DashMap::len` would take every shard's lock.
-        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
-        if order.len() >= self.max_entries {
-            self.make_room(&mut order, now_micros);
-        }
-        self.sessions.insert(
-            key,
-            Entry {
-                started: now_micros,
-                last_seen: now_micros,
-            },
-        );
-        order.push_back(key);
-        SessionInfo {
+        let fresh = Entry {
+            started: now_micros,
+            last_seen: now_micros,
+        };
+        let first = SessionInfo {
             started_micros: now_micros,
             first: true,
+        };
+        // The FIFO holds every live key once (insertions, evictions and sweeps change both), so
+        // its length is the map's: `DashMap::len` would take every shard's lock.
+        let at_cap = self.order.lock().unwrap_or_else(|e| e.into_inner()).len() >= self.max_entries;
+        // The entry holds its shard's lock until the end of this statement.
+        let inserted = match self.sessions.entry(key) {
+            dashmap::Entry::Occupied(mut held) => {
+                let e = held.get_mut();
+                if now_micros.saturating_sub(e.last_seen) <= self.idle_micros {
+                    e.last_seen = e.last_seen.max(now_micros);
+                    return SessionInfo {
+                        started_micros: e.started,
+                        first: false,
+                    };
+                }
+                // Idle too long: the same visitor starts a new session.
+                *e = fresh;
+                return first;
+            }
+            dashmap::Entry::Vacant(vacant) if !at_cap => {
+                vacant.insert(fresh);
+                true
+            }
+            dashmap::Entry::Vacant(_) => false,
+        };
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        if !inserted {
+            self.make_room(&mut order, now_micros);
+            self.sessions.insert(key, fresh);
         }
+        order.push_back(key);
+        first
     }
 
     /// Evicts at least one session, oldest by creation first; an active one gets a second chance.
