@@ -220,8 +220,15 @@ pub(crate) fn visible_ascii(value: &[u8]) -> Option<&str> {
 }
 
 /// Whether a header value is only visible ASCII, spaces and tabs.
+///
+/// Tested 32 bytes at a time without an early exit inside a chunk, so that the compiler can
+/// vectorize the test: a byte at a time, this was a fifth of the enrichment's own time (user
+/// agents, client hints and referrers run to hundreds of bytes).
 pub(crate) fn is_visible_ascii(value: &[u8]) -> bool {
-    value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    let visible = |b: u8| b == b'\t' || b.wrapping_sub(0x20) < 0x5f;
+    value
+        .chunks(32)
+        .all(|chunk| chunk.iter().fold(true, |ok, &b| ok & visible(b)))
 }
 
 /// The sending half of the hit → enrichment hand-off: bounded, never blocking.
@@ -803,6 +810,21 @@ mod tests {
             let want = serde_json::to_string(&Destination::from_location(raw)).unwrap();
             assert_eq!(&*destination_json(raw), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn visible_ascii_is_checked_at_every_position() {
+        let simple = |v: &[u8]| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+        for b in 0..=255u8 {
+            for len in [1, 31, 32, 33, 70] {
+                for at in [0, len / 2, len - 1] {
+                    let mut v = vec![b'a'; len];
+                    v[at] = b;
+                    assert_eq!(is_visible_ascii(&v), simple(&v), "byte {b:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(is_visible_ascii(b""));
     }
 
     #[test]
