@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 /// One click as the hit path saw it, before enrichment.
 #[derive(Debug)]
 pub struct Hit {
-    /// When the request was answered.
+    /// When the request was read (it is answered microseconds later).
     pub time: SystemTime,
     /// The link that answered.
     pub link: Link,
