@@ -141,11 +141,6 @@ impl Link {
         &self.0.slice
     }
 
-    /// Whether two handles are the same link.
-    pub fn ptr_eq(a: &Link, b: &Link) -> bool {
-        triomphe::Arc::ptr_eq(&a.0, &b.0)
-    }
-
     /// `route.id`
     pub fn id(&self) -> &str {
         &self.text()[self.id_start as usize..]
