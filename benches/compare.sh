@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end throughput comparison: clickstream against nginx, on this machine.
 #
-#   benches/compare.sh             # defaults: 4 rounds of 10 s, 64 connections, 100k links (~14 min)
+#   benches/compare.sh             # defaults: 4 rounds of 10 s, 64 connections, 100k links (~7 min + build)
 #   benches/compare.sh --duration 3 --rounds 1 --links 10000 --no-latency    # a quick look
 #   benches/compare.sh --no-https  # only the four plain-HTTP systems
 #   benches/compare.sh --help
