@@ -88,7 +88,8 @@ impl SessionTracker {
     ///
     /// Most clicks of a large audience are a visitor's first, so the map is probed once for both
     /// the lookup and the insert (an entry), with the cap checked before: making room takes other
-    /// shards' locks, which must not be taken while this key's shard is held.
+    /// shards' locks, which must not be taken while this key's shard is held, so at the cap the
+    /// entry is let go first.
     pub fn touch(&self, key: u64, now_micros: i64) -> SessionInfo {
         let fresh = Entry {
             started: now_micros,
@@ -99,8 +100,10 @@ impl SessionTracker {
             first: true,
         };
         // The FIFO holds every live key once (insertions, evictions and sweeps change both), so
-        // its length is the map's: `DashMap::len` would take every shard's lock.
-        let at_cap = self.order.lock().unwrap_or_else(|e| e.into_inner()).len() >= self.max_entries;
+        // its length is the map's: `DashMap::len` would take every shard's lock. Held from here
+        // on; the FIFO's lock before a shard's is the order `make_room` and `sweep` take them in.
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let at_cap = order.len() >= self.max_entries;
         // The entry holds its shard's lock until the end of this statement.
         let inserted = match self.sessions.entry(key) {
             dashmap::Entry::Occupied(mut held) => {
@@ -122,7 +125,6 @@ impl SessionTracker {
             }
             dashmap::Entry::Vacant(_) => false,
         };
-        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         if !inserted {
             self.make_room(&mut order, now_micros);
             self.sessions.insert(key, fresh);
