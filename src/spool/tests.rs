@@ -292,3 +292,45 @@ fn background_flushes_become_durable_and_survive_a_restart() {
     let mut r = spool.reader("a").unwrap();
     assert_eq!(drain(&mut r, 250), (1..=250).collect::<Vec<_>>());
 }
+
+#[test]
+fn batches_encoded_elsewhere_are_numbered_checksummed_and_filtered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut humans = spec("humans", u64::MAX);
+    humans.filter.humans_only = true;
+    let metrics = humans.metrics.clone();
+    // Small segments: the batch rolls over segments record by record.
+    let (spool, mut w) = Spool::open(dir.path(), 4096, vec![humans, spec("all", u64::MAX)]).unwrap();
+    w.append(meta(false), b"{\"n\":0}").unwrap();
+    let mut batch = UnsequencedBatch::default();
+    for i in 1..=60 {
+        let json = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i * 3));
+        batch.push_with(meta(i % 3 == 0), |out| out.extend_from_slice(json.as_bytes()));
+    }
+    assert_eq!(batch.len(), 60);
+    let mut heard = Vec::new();
+    w.append_batch(&batch, |bot, seq| heard.push((bot, seq.unwrap())));
+    assert_eq!(heard, (1..=60).map(|i| (i % 3 == 0, i as u64 + 1)).collect::<Vec<_>>());
+    batch.clear(0);
+    assert!(batch.is_empty());
+    w.append(meta(false), b"{\"n\":61}").unwrap();
+    w.flush().unwrap();
+    assert!(spool.state().segments.len() > 1, "small segments roll");
+    let mut r = spool.reader("all").unwrap();
+    for seq in 1..=62u64 {
+        let rec = r
+            .next(62)
+            .unwrap()
+            .expect("every record reads back with a valid checksum");
+        assert_eq!(rec.seq, seq);
+        assert_eq!(
+            (rec.bot, rec.workspace.as_str(), rec.domain.as_str()),
+            ((seq - 1) % 3 == 0 && (2..=61).contains(&seq), "w1", "brand.link")
+        );
+        let n = format!("{{\"n\":{}", seq - 1);
+        assert!(rec.json.starts_with(n.as_bytes()), "{seq}");
+    }
+    assert!(r.next(62).unwrap().is_none());
+    // The humans-only sink counted the 40 human records of the batch and the two appended alone.
+    assert_eq!(metrics.appended.get(), 42);
+}
