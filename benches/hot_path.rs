@@ -19,12 +19,11 @@ use arc_swap::ArcSwap;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, StatusCode};
 
-use clickstream::click::{Hit, HitHeaders};
+use clickstream::click::{ClickQueue, Hit, HitHeaders};
 use clickstream::config::Config;
 use clickstream::enrich::geo::GeoDb;
 use clickstream::enrich::session::SessionTracker;
 use clickstream::enrich::{EnrichLists, Enricher};
-use clickstream::handoff::ClickQueue;
 use clickstream::links::LinkTable;
 use clickstream::metrics::Metrics;
 use clickstream::redirect::{Head, Headers, Outcome, Router};
@@ -71,17 +70,9 @@ fn lookups(c: &mut Criterion) {
 
 fn handle(c: &mut Criterion) {
     let metrics = Arc::new(Metrics::default());
-    // The serving thread builds each click's event (after the answer): these figures include it.
-    let queue = ClickQueue::new(enricher(), 1 << 16, metrics.clone());
-    // A consumer takes the batches as the pipeline thread does, so that they never fill up.
-    let consumer = queue.clone();
-    std::thread::spawn(move || {
-        let mut spare = Default::default();
-        while !consumer.abandoned() {
-            consumer.take(&mut spare, |_| {});
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    });
+    let (queue, rx) = ClickQueue::bounded(1 << 16, metrics.clone());
+    // A consumer keeps the queue from filling up, as the pipeline thread does.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
     let router = Router::new(Arc::new(ArcSwap::from_pointee(table(100_000))), queue, metrics);
     let req = Request::get("/tag-1f")
         .header("host", "brand.link")

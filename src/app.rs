@@ -17,11 +17,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
+use crate::click::ClickQueue;
 use crate::config::{Config, SinkKind};
 use crate::enrich::geo::GeoDb;
 use crate::enrich::session::SessionTracker;
 use crate::enrich::{EnrichLists, Enricher};
-use crate::handoff::ClickQueue;
 use crate::links::{LinkTable, LinkTableError};
 use crate::metrics::Metrics;
 use crate::redirect::Router;
@@ -236,6 +236,7 @@ impl Node {
         }
 
         // Pipeline thread.
+        let (queue, rx) = ClickQueue::bounded(server_config.click_queue_events, metrics.clone());
         let sessions = Arc::new(SessionTracker::new(
             config.session.idle_timeout,
             config.session.max_entries,
@@ -244,14 +245,13 @@ impl Node {
             lists.clone(),
             Arc::new(geo),
             server_config.trusted_proxies.clone(),
-            sessions.clone(),
+            sessions,
             metrics.clone(),
         );
-        let queue = ClickQueue::new(enricher, server_config.click_queue_events, metrics.clone());
         let stop_pipeline = Arc::new(AtomicBool::new(false));
         let pipeline = crate::pipeline::spawn(
-            queue.clone(),
-            sessions,
+            rx,
+            enricher,
             writer,
             config.spool.flush_interval,
             metrics.clone(),

@@ -1,15 +1,15 @@
-//! Clicks: the [`Hit`] the hit path captures and the [`ClickEvent`] it becomes — the product's
-//! payload, in exactly the shape of the Clickstream example (`data` items of a webhook body,
-//! lines of S3 and file objects).
+//! Clicks: the [`Hit`] the hit path captures, the bounded [`ClickQueue`] that carries it off the
+//! response path, and the [`ClickEvent`] it becomes — the product's payload, in exactly the shape
+//! of the Clickstream example (`data` items of a webhook body, lines of S3 and file objects).
 //!
 //! The hit path only copies the few header values enrichment reads into a `Hit` (one small
-//! buffer) and hands it to `handoff`, which has `enrich` turn it into an event once the answer
-//! is written.
+//! buffer) and offers it to the queue; `enrich` turns hits into events on its own thread.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::SystemTime;
 
 use http::header::{self, HeaderName};
@@ -19,6 +19,7 @@ use crate::enrich::agent::AgentInfo;
 use crate::enrich::geo::CountryCode;
 use crate::enrich::session::SessionInfo;
 use crate::links::Link;
+use crate::metrics::Metrics;
 
 /// One click as the hit path saw it, before enrichment.
 #[derive(Debug)]
@@ -41,8 +42,8 @@ pub struct Hit {
 /// The request headers a click event is built from, as sent: one owned copy of their bytes.
 ///
 /// Copied rather than kept as handles into the request: a handle would pin the connection's
-/// whole read buffer (8 KiB or more) until the hit's event is built, so hyper would allocate a
-/// fresh buffer for every request, and the plain listener could not reuse its own.
+/// whole read buffer (8 KiB or more) until the pipeline thread drops the hit, so hyper would
+/// allocate a fresh buffer for every request, and a full click queue would hold gigabytes.
 #[derive(Debug, Default, Clone)]
 pub struct HitHeaders {
     /// The captured values, back to back.
@@ -228,6 +229,33 @@ pub(crate) fn is_visible_ascii(value: &[u8]) -> bool {
     value
         .chunks(32)
         .all(|chunk| chunk.iter().fold(true, |ok, &b| ok & visible(b)))
+}
+
+/// The sending half of the hit → enrichment hand-off: bounded, never blocking.
+///
+/// A `std::sync::mpsc::sync_channel`: its `try_send` is lock-free on the fast path, and the one
+/// consumer is a plain thread, so no async runtime is involved on either side.
+#[derive(Clone)]
+pub struct ClickQueue {
+    tx: SyncSender<Hit>,
+    metrics: Arc<Metrics>,
+}
+
+impl ClickQueue {
+    /// A queue holding at most `capacity` hits, and its receiving end.
+    pub fn bounded(capacity: usize, metrics: Arc<Metrics>) -> (ClickQueue, Receiver<Hit>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+        (ClickQueue { tx, metrics }, rx)
+    }
+
+    /// Hands a hit on, or drops it (counted) when the queue is full or closed.
+    pub fn offer(&self, hit: Hit) {
+        match self.tx.try_send(hit) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.metrics.clicks_dropped_queue_full.inc(),
+            Err(TrySendError::Disconnected(_)) => self.metrics.clicks_dropped_shutdown.inc(),
+        }
+    }
 }
 
 /// One click event: what enrichment found for a hit; [`ClickEvent::write_json`] writes it as

@@ -60,15 +60,6 @@ pub(crate) struct Conn<'a> {
     pub activity: &'a Activity,
 }
 
-/// Makes the clicks of the answers written so far when dropped (see `handoff`).
-struct FlushClicks<'r>(&'r Router);
-
-impl Drop for FlushClicks<'_> {
-    fn drop(&mut self) {
-        self.0.flush_clicks();
-    }
-}
-
 /// What a request head asks of the connection after its answer.
 struct Framing {
     /// Keep the connection open for another request.
@@ -93,8 +84,6 @@ impl Conn<'_> {
         let mut flag = shutdown.clone();
         let stop = until_true(&mut flag);
         tokio::pin!(stop);
-        // However the connection ends, the clicks it answered are made.
-        let _clicks = FlushClicks(self.router);
         loop {
             drop_body(&mut start, end, &mut skip);
             // Answer every complete head already read.
@@ -149,8 +138,6 @@ impl Conn<'_> {
                     self.activity.touch();
                 }
                 out.clear();
-                // The answers are out: now their clicks' events are built, on this thread.
-                self.router.flush_clicks();
             }
             // Make room: what is left is the start of the next head.
             if start == end {

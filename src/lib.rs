@@ -11,10 +11,8 @@
 //! - [`tls`]: certificates per custom domain, chosen by SNI, reloaded atomically.
 //! - [`redirect`]: **the hit path** — one request in, one redirect out, one [`click::Hit`] handed
 //!   off without waiting.
-//! - [`click`]: the hit and the click event's exact JSON shape.
-//! - [`handoff`]: hits kept per serving thread, enriched and encoded there once the answers are
-//!   written, and taken in batches by the pipeline thread.
-//! - [`pipeline`]: the thread that numbers the encoded events and appends them to the spool.
+//! - [`click`]: the hit, the bounded click queue, and the click event's exact JSON shape.
+//! - [`pipeline`]: the thread that enriches hits into events and appends them to the spool.
 //! - [`enrich`]: user agent, bots, GeoIP, client IP, language, referrer, sessions.
 //! - [`spool`]: the durable on-disk queue, one cursor per sink.
 //! - [`sink`]: delivery written once (batching, retries, dead letters) and the file, webhook and
@@ -26,13 +24,10 @@
 //! # Data flow
 //!
 //! ```text
-//!  request ──▶ server / h1 ──▶ redirect::Router::answer ──▶ 30x response, written
-//!                              │ hit kept by the thread    │ then, same thread:
-//!                              ▼                           ▼
-//!                         handoff: enrich ─▶ JSON ─▶ thread's batch (bounded; full = counted drop)
-//!                                                          │ taken every ~1 ms
-//!                                                          ▼
-//!                         pipeline thread: number, checksum ─▶ spool (fsync / 200 ms)
+//!  request ──▶ server / h1 ──▶ redirect::Router::answer ──▶ 30x response
+//!                              │ try_send (bounded; full = counted drop)
+//!                              ▼
+//!                         click queue ──▶ pipeline thread: enrich ─▶ JSON ─▶ spool (fsync / 200 ms)
 //!                                                                              │ one cursor each
 //!                                              ┌───────────────┬───────────────┤
 //!                                              ▼               ▼               ▼
@@ -42,11 +37,10 @@
 //! # Threads
 //!
 //! - `clickstream-serve`, one per CPU: the plain listener's connections, dealt in turn, each
-//!   thread a single-threaded runtime with its own epoll (see [`server`]); each builds the
-//!   events of the clicks it answered.
+//!   thread a single-threaded runtime with its own epoll (see [`server`]).
 //! - `clickstream-worker`: the multi-threaded runtime for the accept loops, TLS connections, the
 //!   admin listener, reloads and certificate watching.
-//! - `clickstream-pipeline`: spool appends.
+//! - `clickstream-pipeline`: enrichment and spool appends.
 //! - `clickstream-sink`: the sinks, on a runtime of their own (one worker and its blocking pool
 //!   for spool reads, cursor saves and gzip), so a delivery burst never holds up a request.
 //! - `clickstream-spool-reaper`: removes delivered spool segments (see [`spool`]).
@@ -60,7 +54,6 @@ pub mod click;
 pub mod config;
 pub mod enrich;
 pub mod h1;
-pub mod handoff;
 pub mod links;
 pub mod metrics;
 pub mod pipeline;

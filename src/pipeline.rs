@@ -1,76 +1,72 @@
-//! The pipeline thread: the serving threads' encoded events in, numbered and written to the spool.
+//! The pipeline thread: hits in, click events out to the spool.
 //!
-//! One dedicated OS thread owns the [`SpoolWriter`]. While clicks arrive it takes every serving
-//! thread's batch about once a millisecond (see `handoff`), appends the records, and every
-//! `flush_interval` hands the spool to its syncer to be made durable (the durability promise;
-//! see `spool`). Every few seconds it sweeps expired sessions.
+//! One dedicated OS thread owns the [`Enricher`] (and so its caches, without locks) and the
+//! [`SpoolWriter`]. It takes hits from the bounded click queue, builds and serializes each event,
+//! appends it, and every `flush_interval` hands the spool to its syncer to be made durable (the
+//! durability promise; see `spool`). Every few seconds it sweeps expired sessions.
 //!
-//! It stops when the stop flag is raised or no server holds the queue any more: it then closes
-//! the queue, takes what is left, flushes, and returns, so SIGTERM loses no click that was
-//! answered.
+//! It stops when every queue sender is gone or the stop flag is raised: it then takes what is
+//! left in the queue, flushes, and returns, so SIGTERM loses no click that was answered.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::click;
-use crate::enrich::session::SessionTracker;
-use crate::handoff::ClickQueue;
+use crate::click::{self, Hit};
+use crate::enrich::Enricher;
 use crate::metrics::Metrics;
-use crate::spool::{SpoolWriter, UnsequencedBatch};
+use crate::spool::{RecordMeta, SpoolWriter};
 
 /// How often expired sessions are swept.
 const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Longest park before checking the stop flag.
+/// Longest wait for a hit before checking the stop flag.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// Pause between takes while clicks are arriving.
+/// Pause between drains of the click queue while clicks are arriving.
 const BUSY_NAP: Duration = Duration::from_millis(1);
-/// Without a click for this long, the thread parks until a serving thread wakes it.
+/// Without a click for this long, the thread blocks on the queue instead of napping.
 const IDLE_AFTER: Duration = Duration::from_millis(50);
+/// Hits processed before the flush and sweep timers are looked at again.
+const MAX_BATCH_BEFORE_HOUSEKEEPING: usize = 4096;
 /// At most one spool error logged per this interval.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Starts the pipeline thread.
 pub fn spawn(
-    queue: ClickQueue,
-    sessions: Arc<SessionTracker>,
+    rx: Receiver<Hit>,
+    enricher: Enricher,
     writer: SpoolWriter,
     flush_interval: Duration,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let handle = std::thread::Builder::new().name("clickstream-pipeline".into()).spawn({
-        let queue = queue.clone();
-        move || {
+    std::thread::Builder::new()
+        .name("clickstream-pipeline".into())
+        .spawn(move || {
             Pipeline {
-                sessions,
+                enricher,
                 writer,
                 metrics,
                 last_error_log: None,
-                spare: UnsequencedBatch::default(),
             }
-            .run(&queue, flush_interval, &stop)
-        }
-    })?;
-    queue.set_consumer(handle.thread().clone());
-    Ok(handle)
+            .run(rx, flush_interval, &stop)
+        })
 }
 
 struct Pipeline {
-    sessions: Arc<SessionTracker>,
+    enricher: Enricher,
     writer: SpoolWriter,
     metrics: Arc<Metrics>,
     last_error_log: Option<Instant>,
-    /// Swapped with each serving thread's batch in turn.
-    spare: UnsequencedBatch,
 }
 
 impl Pipeline {
-    fn run(mut self, queue: &ClickQueue, flush_interval: Duration, stop: &AtomicBool) {
+    fn run(mut self, rx: Receiver<Hit>, flush_interval: Duration, stop: &AtomicBool) {
         let mut next_flush = Instant::now() + flush_interval;
         let mut next_sweep = Instant::now() + SESSION_SWEEP_INTERVAL;
         let mut last_busy = Instant::now() - IDLE_AFTER;
+        let mut disconnected = false;
         loop {
             let now = Instant::now();
             if now >= next_flush {
@@ -78,75 +74,98 @@ impl Pipeline {
                 next_flush = now + flush_interval;
             }
             if now >= next_sweep {
-                let live = self.sessions.sweep(click::unix_micros(std::time::SystemTime::now()));
+                let live = self
+                    .enricher
+                    .sessions()
+                    .sweep(click::unix_micros(std::time::SystemTime::now()));
                 self.metrics.sessions.set(live as u64);
                 next_sweep = now + SESSION_SWEEP_INTERVAL;
             }
-            if stop.load(Ordering::Relaxed) || queue.abandoned() {
-                queue.close();
-                self.take(queue);
+            if stop.load(Ordering::Relaxed) {
+                while let Ok(hit) = rx.try_recv() {
+                    self.process(&hit);
+                }
                 break;
             }
-            // Busy: take everything, then nap. Being woken per click would cost the serving
-            // threads a futex call each; napping costs BUSY_NAP of extra event latency. After
-            // IDLE_AFTER of empty naps, park until a serving thread adds a record.
-            if self.take(queue) > 0 {
+            // Busy: take everything queued, then nap. Blocking in `recv` while clicks stream in
+            // would make every `try_send` on the hit path wake this thread (a futex call per
+            // click); napping keeps the hit path free of syscalls at the price of BUSY_NAP of
+            // extra event latency. After IDLE_AFTER of empty naps, block again (no idle spin).
+            let mut took = 0usize;
+            loop {
+                match rx.try_recv() {
+                    Ok(hit) => {
+                        self.process(&hit);
+                        took += 1;
+                        if took >= MAX_BATCH_BEFORE_HOUSEKEEPING {
+                            break;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            if disconnected {
+                break;
+            }
+            if took > 0 {
                 last_busy = Instant::now();
-                std::thread::sleep(BUSY_NAP);
+                if took < MAX_BATCH_BEFORE_HOUSEKEEPING {
+                    std::thread::sleep(BUSY_NAP);
+                }
                 continue;
             }
             if last_busy.elapsed() < IDLE_AFTER {
                 std::thread::sleep(BUSY_NAP);
                 continue;
             }
-            queue.will_park();
-            if self.take(queue) == 0 {
-                let wait = next_flush
-                    .saturating_duration_since(Instant::now())
-                    .min(STOP_POLL_INTERVAL);
-                std::thread::park_timeout(wait);
-            } else {
-                last_busy = Instant::now();
+            let wait = next_flush
+                .saturating_duration_since(Instant::now())
+                .min(STOP_POLL_INTERVAL);
+            match rx.recv_timeout(wait) {
+                Ok(hit) => {
+                    self.process(&hit);
+                    last_busy = Instant::now();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            queue.awake();
         }
         self.flush_and_wait();
     }
 
-    /// Appends every serving thread's batch; returns the events taken.
-    fn take(&mut self, queue: &ClickQueue) -> usize {
-        let mut spare = std::mem::take(&mut self.spare);
-        let taken = queue.take(&mut spare, |batch| self.append(batch));
-        self.spare = spare;
-        taken
-    }
-
-    fn append(&mut self, batch: &UnsequencedBatch) {
-        let metrics = self.metrics.clone();
-        let mut failed = None;
-        self.writer.append_batch(batch, |bot, result| match result {
+    fn process(&mut self, hit: &Hit) {
+        let event = self.enricher.enrich(hit);
+        let bot = event.bot;
+        let meta = RecordMeta {
+            time_micros: click::unix_micros(hit.time),
+            bot,
+            workspace: &hit.link.workspace().id,
+            domain: hit.link.domain(),
+        };
+        match self.writer.append_with(meta, |out| event.write_json(out)) {
             Ok(_) => {
-                metrics.clicks_emitted.inc();
+                self.metrics.clicks_emitted.inc();
                 if bot {
-                    metrics.clicks_bot.inc();
+                    self.metrics.clicks_bot.inc();
                 } else {
-                    metrics.clicks_human.inc();
+                    self.metrics.clicks_human.inc();
                 }
             }
             Err(e) => {
-                metrics.clicks_dropped_spool_error.inc();
-                failed.get_or_insert(e);
+                self.metrics.clicks_dropped_spool_error.inc();
+                self.log_error(&format!("cannot append a click event to the spool: {e}"));
             }
-        });
-        if let Some(e) = failed {
-            self.log_error(&format!("cannot append a click event to the spool: {e}"));
         }
     }
 
     /// The periodic flush: the spool's syncer makes it durable while clicks go on.
     fn flush(&mut self) {
         // Here rather than per click: counting the session map takes each of its shard locks.
-        self.metrics.sessions.set(self.sessions.len() as u64);
+        self.metrics.sessions.set(self.enricher.sessions().len() as u64);
         if let Err(e) = self.writer.flush_in_background() {
             self.log_error(&format!("cannot write the spool (will retry): {e}"));
         }
@@ -154,7 +173,7 @@ impl Pipeline {
 
     /// The last flush: waits until everything taken is durable.
     fn flush_and_wait(&mut self) {
-        self.metrics.sessions.set(self.sessions.len() as u64);
+        self.metrics.sessions.set(self.enricher.sessions().len() as u64);
         match self.writer.flush() {
             Ok(seq) => self.metrics.spool_durable_seq.set(seq),
             Err(e) => self.log_error(&format!("cannot flush the spool at stop: {e}")),

@@ -3,13 +3,10 @@
 //! Called by `server` for every request on every listener, once per request, on the connection's
 //! task. Invariants, in order of importance:
 //!
-//! - **No await, no I/O.** [`Router::handle`] is a plain function; the click's [`Hit`] is only
-//!   kept: its event (user-agent parsing, GeoIP, sessions, JSON) is built on the same thread once
-//!   the answers are written (see `handoff`; on hyper's path, right after the response is built),
-//!   and the disk is the pipeline thread's.
-//! - **No lock.** The table is read through an `ArcSwap` (a wait-free load); the hit goes to a
-//!   list of the thread's own. The event's hand-off never waits: a thread whose batch is full
-//!   drops the click and counts it.
+//! - **No await, no I/O.** [`Router::handle`] is a plain function; everything slow (user-agent
+//!   parsing, GeoIP, sessions, JSON, disk) happens after the response, on the enrichment thread.
+//! - **No lock.** The table is read through an `ArcSwap` (a wait-free load); the click hand-off is
+//!   a `try_send` on a bounded queue that never blocks: a full queue drops the click and counts it.
 //! - **No avoidable allocation, no shared write.** `Location`, `Cache-Control` and the robots
 //!   body are made when the table loads, and an [`Answer`] borrows them from the table (hyper's
 //!   response, on the TLS listener, copies the `Location`). Only a request that carries a query
@@ -29,8 +26,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::click::{Hit, HitHeaders};
-use crate::handoff::ClickQueue;
+use crate::click::{ClickQueue, Hit, HitHeaders};
 use crate::links::{Domain, Link, LinkTable};
 use crate::metrics::Metrics;
 
@@ -203,17 +199,7 @@ impl Router {
             headers: Headers::Map(req.headers()),
             time: SystemTime::now(),
         };
-        let response = self.answer(&head, peer, tls, |answer| answer.to_response());
-        // hyper writes the response after this returns; its click is made here, on the same
-        // thread, rather than held for a write this path does not see.
-        self.clicks.flush_thread();
-        response
-    }
-
-    /// Makes the click events of the hits this thread has answered (see `handoff`): the plain
-    /// listener calls it once the answers are written.
-    pub fn flush_clicks(&self) {
-        self.clicks.flush_thread();
+        self.answer(&head, peer, tls, |answer| answer.to_response())
     }
 
     /// Answers one request head, from hyper or from the plain listener's own parser (`h1`):

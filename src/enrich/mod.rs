@@ -1,7 +1,7 @@
 //! Enrichment: turning a [`Hit`] into a [`ClickEvent`].
 //!
-//! Runs on the thread that answered the hit, once the answer is written (see `handoff`). Each
-//! part has its own module, pure and table-tested:
+//! Runs on the pipeline thread (see `pipeline`), never on a request's task: the response has
+//! already gone out when a hit gets here. Each part has its own module, pure and table-tested:
 //!
 //! - [`agent`]: user agent and client hints → browser, OS, device, bot (woothee + our rules).
 //! - [`client_ip`]: the client address behind trusted proxies.
@@ -141,8 +141,7 @@ impl<V: ?Sized> TwoGenCache<V> {
     }
 }
 
-/// Builds click events. Each thread that makes clicks owns one (`&mut self`: the caches need no
-/// lock; see `handoff`).
+/// Builds click events. Owned by the pipeline thread (`&mut self`: the caches need no lock).
 pub struct Enricher {
     lists: Arc<ArcSwap<EnrichLists>>,
     /// The lists the UA cache was filled with; a swap clears the cache.
@@ -184,18 +183,6 @@ impl Enricher {
             ids: uuid::ContextV7::new(),
             metrics,
         }
-    }
-
-    /// An enricher over the same lists, GeoIP database, proxies and sessions, with caches of
-    /// its own: one for each thread that makes clicks.
-    pub fn sibling(&self) -> Enricher {
-        Enricher::new(
-            self.lists.clone(),
-            self.geo.clone(),
-            self.trusted.clone(),
-            self.sessions.clone(),
-            self.metrics.clone(),
-        )
     }
 
     /// A UUIDv7 for a click at `time`: its millisecond, then a counter that keeps the ids this

@@ -282,19 +282,11 @@ pub fn encode_record(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, json: &[
 
 /// Encodes one record into `out`, its JSON written in place by `write_json`.
 fn encode_record_with(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, write_json: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    encode_unsequenced(out, meta, write_json);
-    seal(&mut out[start..], seq);
-}
-
-/// Encodes one record into `out` with its sequence number and checksum left zero: [`seal`]
-/// fills them in once the writer numbers it.
-fn encode_unsequenced(out: &mut Vec<u8>, meta: RecordMeta<'_>, write_json: impl FnOnce(&mut Vec<u8>)) {
     let ws = &meta.workspace.as_bytes()[..meta.workspace.len().min(u16::MAX as usize)];
     let dom = &meta.domain.as_bytes()[..meta.domain.len().min(u16::MAX as usize)];
     let start = out.len();
     out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
-    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&meta.time_micros.to_le_bytes());
     out.push(if meta.bot { FLAG_BOT } else { 0 });
     out.extend_from_slice(&(ws.len() as u16).to_le_bytes());
@@ -303,74 +295,9 @@ fn encode_unsequenced(out: &mut Vec<u8>, meta: RecordMeta<'_>, write_json: impl 
     out.extend_from_slice(dom);
     write_json(out);
     let body_len = (out.len() - start - RECORD_HEADER_LEN) as u32;
+    let crc = crc32fast::hash(&out[start + RECORD_HEADER_LEN..]);
     out[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
-}
-
-/// Writes `seq` into one whole encoded record and then its checksum.
-fn seal(record: &mut [u8], seq: u64) {
-    let body = RECORD_HEADER_LEN;
-    record[body..body + 8].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32fast::hash(&record[body..]);
-    record[4..8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Records encoded away from the writer, before their sequence numbers are known (the serving
-/// threads build them, see `handoff`): in their final layout, back to back, each with its
-/// sequence number and checksum left for [`SpoolWriter::append_batch`] to fill in. Only
-/// [`UnsequencedBatch::push_with`] adds to it, so every record in it is whole.
-#[derive(Debug, Default)]
-pub struct UnsequencedBatch {
-    bytes: Vec<u8>,
-    records: usize,
-}
-
-impl UnsequencedBatch {
-    /// Adds one record, its JSON written in place by `write_json`.
-    pub fn push_with(&mut self, meta: RecordMeta<'_>, write_json: impl FnOnce(&mut Vec<u8>)) {
-        encode_unsequenced(&mut self.bytes, meta, write_json);
-        self.records += 1;
-    }
-
-    /// Records held.
-    pub fn len(&self) -> usize {
-        self.records
-    }
-
-    /// True when it holds no record.
-    pub fn is_empty(&self) -> bool {
-        self.records == 0
-    }
-
-    /// Empties it, keeping up to `keep_bytes` of its buffer for the next records.
-    pub fn clear(&mut self, keep_bytes: usize) {
-        self.bytes.clear();
-        self.bytes.shrink_to(keep_bytes);
-        self.records = 0;
-    }
-
-    /// The records, each whole (header included).
-    fn records(&self) -> impl Iterator<Item = &[u8]> {
-        let mut rest = &self.bytes[..];
-        std::iter::from_fn(move || {
-            let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize + RECORD_HEADER_LEN;
-            let (record, tail) = rest.split_at(len.min(rest.len()));
-            rest = tail;
-            Some(record)
-        })
-    }
-}
-
-/// The filter fields of one whole encoded record: bot flag, workspace, domain.
-fn record_filter_fields(record: &[u8]) -> (bool, &str, &str) {
-    let body = &record[RECORD_HEADER_LEN..];
-    let bot = body[16] & FLAG_BOT != 0;
-    let string = |at: usize| -> (&str, usize) {
-        let n = u16::from_le_bytes([body[at], body[at + 1]]) as usize;
-        (std::str::from_utf8(&body[at + 2..at + 2 + n]).unwrap_or(""), at + 2 + n)
-    };
-    let (workspace, at) = string(BODY_FIXED_LEN);
-    let (domain, _) = string(at);
-    (bot, workspace, domain)
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Result of decoding the bytes at a position.
@@ -943,55 +870,25 @@ impl SpoolWriter {
         meta: RecordMeta<'_>,
         write_json: impl FnOnce(&mut Vec<u8>),
     ) -> Result<u64, SpoolError> {
-        self.make_room()?;
-        let seq = self.next_seq;
-        let before = self.pending.len();
-        encode_record_with(&mut self.pending, seq, meta, write_json);
-        self.appended(before, meta.bot, meta.workspace, meta.domain);
-        Ok(seq)
-    }
-
-    /// Appends every record of `batch` in order, numbering and checksumming each. `outcome`
-    /// hears of each record: whether it is a bot's, and its sequence number or why it was not
-    /// taken (a record that could not be taken is skipped and the next one tried).
-    pub fn append_batch(&mut self, batch: &UnsequencedBatch, mut outcome: impl FnMut(bool, Result<u64, SpoolError>)) {
-        for record in batch.records() {
-            let (bot, workspace, domain) = record_filter_fields(record);
-            let result = self.make_room().map(|()| {
-                let seq = self.next_seq;
-                let before = self.pending.len();
-                self.pending.extend_from_slice(record);
-                seal(&mut self.pending[before..], seq);
-                self.appended(before, bot, workspace, domain);
-                seq
-            });
-            outcome(bot, result);
-        }
-    }
-
-    /// Before an append: rolls to a new segment past the size limit, and writes the buffer out
-    /// when it is full. On failure the event is not taken (the caller counts it) and the buffer
-    /// is kept for the next attempt, so it stays bounded.
-    fn make_room(&mut self) -> Result<(), SpoolError> {
         if self.segment_bytes >= self.segment_max_bytes {
             self.roll()?;
         }
         if self.pending.len() >= WRITE_BUFFER_BYTES {
+            // On failure the event is not taken (the caller counts it) and the buffer is kept
+            // for the next attempt, so it stays bounded.
             self.write_pending()?;
         }
-        Ok(())
-    }
-
-    /// After an append of the record at `pending[before..]`: its length, the next sequence
-    /// number, and the counters of the sinks that will take it.
-    fn appended(&mut self, before: usize, bot: bool, workspace: &str, domain: &str) {
+        let seq = self.next_seq;
+        let before = self.pending.len();
+        encode_record_with(&mut self.pending, seq, meta, write_json);
         self.segment_bytes += (self.pending.len() - before) as u64;
         self.next_seq += 1;
         for (filter, metrics) in &self.filters {
-            if filter.matches(bot, workspace, domain) {
+            if filter.matches(meta.bot, meta.workspace, meta.domain) {
                 metrics.appended.inc();
             }
         }
+        Ok(seq)
     }
 
     /// Writes the buffered records to the head segment. What was written leaves the buffer even
