@@ -805,7 +805,7 @@ write_report() {
     python3 "$HELPERS/report.py" \
         --runs "$WORK_DIR/runs" --machine "$WORK_DIR/machine.env" \
         --command "$COMMAND_LINE" \
-        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS latency_duration=$LATENCY_DURATION latency_rounds=$LATENCY_ROUNDS latency_connections=$LATENCY_CONNECTIONS nginx_workers=$NGINX_WORKERS" \
+        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS latency_duration=$LATENCY_DURATION latency_rounds=$LATENCY_ROUNDS latency_connections=$LATENCY_CONNECTIONS nginx_workers=$NGINX_WORKERS order=$(IFS=,; echo "${SYSTEMS[*]}")" \
         --md "$RESULTS_DIR/latest.md" --svg "$RESULTS_DIR/latest.svg"
 }
 

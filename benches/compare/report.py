@@ -414,8 +414,8 @@ def markdown(tables, warns, machine, settings, command, runs, summary):
         "",
         f"Load: wrk, {settings.get('threads')} threads, {settings.get('connections')} keep-alive connections, "
         f"{settings.get('duration')} s per run, {settings.get('rounds')} round{'' if settings.get('rounds') == '1' else 's'} "
-        "(every system once per round, in the order nginx-nolog, clickstream-webhook, nginx-log, "
-        "clickstream-file, nginx-https, clickstream-https, reversed in even rounds, so that each "
+        f"(every system once per round, in the order {settings.get('order', '?').replace(',', ', ')}, reversed in even "
+        "rounds, so that each "
         f"clickstream system runs next to the nginx it is compared with); {int(settings.get('links', 0)):,} links on `brand.link`, every slashtag requested, "
         "with browser, in-app and bot user agents, referrers, Accept-Language and X-Forwarded-For addresses "
         "(`benches/compare/clicks.lua`). nginx: "
