@@ -10,18 +10,18 @@
 //!   A body that is not such a payload answers 400 and counts as bad.
 //! - `GET /count` answers `{"events":N,"unique":U,"requests":R,"bad":B}`.
 //!
-//! It shares the machine with the servers under test, so it does as little as it can while the
-//! load runs: the body is scanned as its pieces arrive, without being gathered into one buffer,
-//! with one search for `{"id":"`; an event starts with `{"id":"<uuid>","timestamp":"` (the
-//! other objects with an `id` first, such as `route`, are not followed by `"timestamp"`), so
-//! an event whose start is damaged is not counted, and the delivered count falls short of the
-//! redirects served. Ids are only appended while the load runs (to a list sized for `--expect`
-//! events up front, default 1,000,000: a 10 s run at 100,000 req/s, so it does not grow under
-//! load); they are sorted and deduplicated when the counts are read, after the load: a hash set
-//! insert per event cost this receiver more than its scan, in cache misses. Every
+//! It shares the machine with the servers under test, so it does as little as it can while the load
+//! runs: the body is scanned as its pieces arrive, without being gathered into one buffer, with one
+//! search for `","timestamp":"`, which each event has once, after its id: an event starts with
+//! `{"id":"<uuid>","timestamp":"` (the other objects with an `id` first, such as `route`, are not
+//! followed by `"timestamp"`), so an event whose start is damaged is not counted, and the delivered
+//! count falls short of the redirects served. Ids are only appended while the load runs (to a list
+//! sized for `--expect` events up front, default 1,000,000: a 10 s run at 100,000 req/s, so it does
+//! not grow under load); they are sorted and deduplicated when the counts are read, after the load:
+//! a hash set insert per event cost this receiver more than its scan, in cache misses. Every
 //! `--verify-every`-th body is also kept and parsed in full with serde_json when the counts are
-//! next read (after the load): its `data` must hold the same ids in the same order, or it counts
-//! as bad. One thread, on 127.0.0.1 only, keep-alive connections.
+//! next read (after the load): its `data` must hold the same ids in the same order, or it counts as
+//! bad. One thread, on 127.0.0.1 only, keep-alive connections.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -155,25 +155,28 @@ impl Scan {
                 return;
             }
         }
-        // Heads that start in the tail and end in this piece.
+        // Each event has one `","timestamp":"`, right after its id (the session's time is
+        // `"started"`), where `{"id":"` also starts `route`, `creator`, `workspace` and
+        // `domain`: searching for the marker finds each event once. A head is taken where it
+        // starts: in the previous pieces' tail (joined with this piece's start) or in this piece.
+        const MARK_AT: usize = EVENT_START.len() + UUID_LEN;
         if !self.tail.is_empty() {
             let mut joined = std::mem::take(&mut self.tail);
             let from_tail = joined.len();
             joined.extend_from_slice(&piece[..piece.len().min(EVENT_HEAD_LEN - 1)]);
-            for at in memmem::find_iter(&joined, EVENT_START).take_while(|&at| at < from_tail) {
-                // One not complete yet stays in the new tail and is found again later.
-                if let Some(head) = joined.get(at..at + EVENT_HEAD_LEN) {
-                    self.head(head);
+            for at in memmem::find_iter(&joined, AFTER_ID) {
+                match at.checked_sub(MARK_AT) {
+                    Some(start) if start < from_tail => self.head(&joined[start..at + AFTER_ID.len()]),
+                    Some(_) => break,
+                    None => {}
                 }
             }
             joined.truncate(from_tail);
             self.tail = joined;
         }
-        // Heads that start in this piece; those it cuts off are left to the tail.
-        for at in memmem::find_iter(piece, EVENT_START) {
-            match piece.get(at..at + EVENT_HEAD_LEN) {
-                Some(head) => self.head(head),
-                None => break,
+        for at in memmem::find_iter(piece, AFTER_ID) {
+            if let Some(start) = at.checked_sub(MARK_AT) {
+                self.head(&piece[start..at + AFTER_ID.len()]);
             }
         }
         self.seen += piece.len();
@@ -188,9 +191,9 @@ impl Scan {
         }
     }
 
-    /// An object starting with an `id`: an event when it goes on `<uuid>","timestamp":"`.
+    /// The bytes up to an event's `","timestamp":"`: an event when they are `{"id":"<uuid>`.
     fn head(&mut self, head: &[u8]) {
-        if head[EVENT_START.len() + UUID_LEN..] == *AFTER_ID
+        if head[..EVENT_START.len()] == *EVENT_START
             && let Some(id) = uuid(&head[EVENT_START.len()..EVENT_START.len() + UUID_LEN])
         {
             self.ids.push(id);
