@@ -222,7 +222,7 @@ fn session_memory(_: &mut Criterion) {
     let before = rss_bytes();
     let t = SessionTracker::new(std::time::Duration::from_secs(1800), N as usize);
     for k in 0..N {
-        t.touch(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1_700_000_000_000_000);
+        t.touch(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1_700_000_000_000_000, || None);
     }
     let after = rss_bytes();
     println!(

@@ -274,8 +274,8 @@ pub struct ClickEvent<'a> {
     pub language: Cow<'a, str>,
     /// Country of the client address, when the GeoIP database knows it.
     pub country: Option<CountryCode>,
-    /// Browser, OS and device of the user agent.
-    pub agent: Arc<AgentInfo>,
+    /// Browser, OS and device of the user agent, with their JSON.
+    pub agent: Arc<EncodedAgent>,
     /// A bot (by its agent, or a `HEAD` request).
     pub bot: bool,
     /// The visitor's session.
@@ -297,7 +297,6 @@ impl ClickEvent<'_> {
     /// pass. This is the server's hottest output; the tests check it against serde_json.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let link = self.link;
-        let agent = &*self.agent;
         let started = if self.session.first {
             self.time_micros
         } else {
@@ -312,18 +311,10 @@ impl ClickEvent<'_> {
         json_str(out, &self.language);
         out.extend_from_slice(b",\"location\":{\"country\":");
         json_str(out, self.country.as_ref().map_or("", CountryCode::as_str));
-        out.extend_from_slice(b"},\"agent\":{\"browser\":{\"name\":");
-        json_str(out, &agent.browser_name);
-        out.extend_from_slice(b",\"version\":");
-        json_str(out, &agent.browser_version);
-        out.extend_from_slice(b"},\"os\":{\"name\":");
-        json_str(out, &agent.os_name);
-        out.extend_from_slice(b",\"version\":");
-        json_str(out, &agent.os_version);
-        out.extend_from_slice(b"},\"device\":{\"name\":");
-        json_str(out, agent.device);
-        out.extend_from_slice(b"},\"type\":");
-        json_str(out, if self.bot { "bot" } else { "human" });
+        out.extend_from_slice(b"},\"agent\":");
+        out.extend_from_slice(&self.agent.json_head);
+        let kind: &[u8] = if self.bot { b"\"bot\"" } else { b"\"human\"" };
+        out.extend_from_slice(kind);
         out.extend_from_slice(b"},\"session\":{\"started\":\"");
         out.extend_from_slice(&Timestamp(started).to_bytes());
         out.extend_from_slice(b"\",\"first\":");
@@ -334,17 +325,9 @@ impl ClickEvent<'_> {
         json_str(out, link.id());
         out.extend_from_slice(b",\"slashtag\":");
         json_str(out, link.slashtag());
-        out.extend_from_slice(b",\"creator\":{\"id\":");
-        json_str(out, link.creator_id());
-        out.extend_from_slice(b",\"workspace\":{\"id\":");
-        json_str(out, &link.workspace().id);
-        out.extend_from_slice(b",\"name\":");
-        json_str(out, &link.workspace().name);
-        out.extend_from_slice(b"}},\"domain\":{\"id\":");
-        json_str(out, link.domain_id());
-        out.extend_from_slice(b",\"raw\":");
-        json_str(out, link.domain());
-        out.extend_from_slice(b"},\"destination\":");
+        out.push(b',');
+        out.extend_from_slice(link.owner_json());
+        out.extend_from_slice(b",\"destination\":");
         out.extend_from_slice(self.destination.as_bytes());
         out.extend_from_slice(b"}}");
     }
@@ -410,6 +393,62 @@ fn word_needs_escape(word: u64) -> bool {
     let quote = quote.wrapping_sub(ONES) & !quote;
     let backslash = backslash.wrapping_sub(ONES) & !backslash;
     (below_space | quote | backslash) & HIGHS != 0
+}
+
+/// A user agent's classification and its part of the event, `client.agent` up to the value of
+/// its `type` (a `HEAD` request makes any agent a bot), encoded once per agent the enricher
+/// caches rather than for every click.
+#[derive(Debug)]
+pub struct EncodedAgent {
+    /// The classification.
+    pub info: AgentInfo,
+    json_head: Box<[u8]>,
+}
+
+impl EncodedAgent {
+    /// Encodes `info`.
+    pub fn new(info: AgentInfo) -> EncodedAgent {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(b"{\"browser\":{\"name\":");
+        json_str(&mut out, &info.browser_name);
+        out.extend_from_slice(b",\"version\":");
+        json_str(&mut out, &info.browser_version);
+        out.extend_from_slice(b"},\"os\":{\"name\":");
+        json_str(&mut out, &info.os_name);
+        out.extend_from_slice(b",\"version\":");
+        json_str(&mut out, &info.os_version);
+        out.extend_from_slice(b"},\"device\":{\"name\":");
+        json_str(&mut out, info.device);
+        out.extend_from_slice(b"},\"type\":");
+        EncodedAgent {
+            info,
+            json_head: out.into_boxed_slice(),
+        }
+    }
+}
+
+/// The part of `route` that links of one owner share: `"creator":{…},"domain":{…}`, without
+/// braces around it (see [`crate::links::Owner`]).
+pub fn owner_json(
+    domain: &str,
+    domain_id: &str,
+    creator_id: &str,
+    workspace_id: &str,
+    workspace_name: &str,
+) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(96 + domain.len() + domain_id.len() + creator_id.len() + workspace_id.len());
+    out.extend_from_slice(b"\"creator\":{\"id\":");
+    json_str(&mut out, creator_id);
+    out.extend_from_slice(b",\"workspace\":{\"id\":");
+    json_str(&mut out, workspace_id);
+    out.extend_from_slice(b",\"name\":");
+    json_str(&mut out, workspace_name);
+    out.extend_from_slice(b"}},\"domain\":{\"id\":");
+    json_str(&mut out, domain_id);
+    out.extend_from_slice(b",\"raw\":");
+    json_str(&mut out, domain);
+    out.push(b'}');
+    out.into_boxed_slice()
 }
 
 /// Encodes a value once as JSON, to be shared by many events; `null` if it cannot be encoded
@@ -721,15 +760,15 @@ mod tests {
 
     #[test]
     fn event_json_has_the_clickstream_shape() {
-        let owner = crate::links::Owner {
-            domain: "brand.link".into(),
-            domain_id: "d1".into(),
-            creator_id: "c1".into(),
-            workspace: Arc::new(crate::links::Workspace {
+        let owner = crate::links::Owner::new(
+            "brand.link".into(),
+            "d1".into(),
+            "c1".into(),
+            Arc::new(crate::links::Workspace {
                 id: "w1".into(),
                 name: "Tab\there".into(),
             }),
-        };
+        );
         let link = Link::new(
             "l\"1",
             "spring-sale",
@@ -742,14 +781,14 @@ mod tests {
             time_micros: 1_562_076_426_981_094,
             language: Cow::Borrowed("pt"),
             country: CountryCode::from_alpha2("BR"),
-            agent: Arc::new(AgentInfo {
+            agent: Arc::new(EncodedAgent::new(AgentInfo {
                 browser_name: "facebook-app".into(),
                 browser_version: "227.0".into(),
                 os_name: "android".into(),
                 os_version: "android-9.0-pie".into(),
                 device: "smartphone",
                 bot: false,
-            }),
+            })),
             bot: true,
             session: SessionInfo {
                 started_micros: 1_562_076_000_000_000,

@@ -68,7 +68,7 @@ pub struct Workspace {
 }
 
 /// What links of the same domain, creator and workspace share (interned at load).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner {
     /// `route.domain.raw`: the lower-case custom domain.
     pub domain: Arc<str>,
@@ -78,6 +78,22 @@ pub struct Owner {
     pub creator_id: Arc<str>,
     /// `route.creator.workspace`
     pub workspace: Arc<Workspace>,
+    /// The fields above as the event's `route` has them ([`crate::click::owner_json`]).
+    json: Box<[u8]>,
+}
+
+impl Owner {
+    /// An owner, with its part of the event's JSON.
+    pub fn new(domain: Arc<str>, domain_id: Arc<str>, creator_id: Arc<str>, workspace: Arc<Workspace>) -> Owner {
+        let json = crate::click::owner_json(&domain, &domain_id, &creator_id, &workspace.id, &workspace.name);
+        Owner {
+            domain,
+            domain_id,
+            creator_id,
+            workspace,
+            json,
+        }
+    }
 }
 
 /// One branded short link, ready to answer; cloning it is a reference count.
@@ -175,6 +191,11 @@ impl Link {
     /// `route.creator.workspace`
     pub fn workspace(&self) -> &Workspace {
         &self.owner.workspace
+    }
+
+    /// `route.creator` and `route.domain` as JSON ([`crate::click::owner_json`]).
+    pub fn owner_json(&self) -> &[u8] {
+        &self.owner.json
     }
 
     /// `route.destination` of this link's clicks as JSON ([`crate::click::destination_json`]),
@@ -1042,12 +1063,12 @@ impl<'c> LineParser<'c> {
         let owner = match self.owners.get(self.owner_key.as_str()) {
             Some(owner) => owner.clone(),
             None => {
-                let owner = Arc::new(Owner {
-                    domain: domain_name.clone(),
-                    domain_id: self.interner.str(fields[1]),
-                    creator_id: self.interner.str(fields[2]),
-                    workspace: self.interner.workspace(fields[3], fields[4]),
-                });
+                let owner = Arc::new(Owner::new(
+                    domain_name.clone(),
+                    self.interner.str(fields[1]),
+                    self.interner.str(fields[2]),
+                    self.interner.workspace(fields[3], fields[4]),
+                ));
                 self.owners.insert(self.owner_key.as_str().into(), owner.clone());
                 owner
             }
@@ -1418,15 +1439,15 @@ not json
 
     #[test]
     fn a_link_keeps_its_three_strings_apart() {
-        let owner = Arc::new(Owner {
-            domain: "a.test".into(),
-            domain_id: "".into(),
-            creator_id: "".into(),
-            workspace: Arc::new(Workspace {
+        let owner = Arc::new(Owner::new(
+            "a.test".into(),
+            "".into(),
+            "".into(),
+            Arc::new(Workspace {
                 id: "".into(),
                 name: "".into(),
             }),
-        });
+        ));
         let link = Link::new("ïd", "Tag", StatusCode::FOUND, "https://e.test/?q=1", owner.clone());
         assert_eq!(
             (link.id(), link.slashtag(), link.destination()),

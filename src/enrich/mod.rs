@@ -25,10 +25,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::click::{self, ClickEvent, Hit};
+use crate::click::{self, ClickEvent, EncodedAgent, Hit};
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use agent::{AgentInfo, BotList, ClientHints};
+use agent::{BotList, ClientHints};
 use client_ip::TrustedProxies;
 use geo::GeoDb;
 use referrer::ReferrerTable;
@@ -103,7 +103,7 @@ pub struct TwoGenCache<V: ?Sized> {
 }
 
 /// User agent (and client hints) → classification.
-pub type UaCache = TwoGenCache<AgentInfo>;
+pub type UaCache = TwoGenCache<EncodedAgent>;
 
 impl<V: ?Sized> TwoGenCache<V> {
     /// A cache of at most `2 * cap` entries.
@@ -226,19 +226,23 @@ impl Enricher {
         }
         let bots = &lists.bots;
         let agent = self.ua_cache.get_or_insert(&self.key_buf, || {
-            Arc::new(agent::classify(&String::from_utf8_lossy(ua), hints, bots))
+            Arc::new(EncodedAgent::new(agent::classify(
+                &String::from_utf8_lossy(ua),
+                hints,
+                bots,
+            )))
         });
-        let bot = agent.bot || hit.head;
+        let bot = agent.info.bot || hit.head;
 
         let ip = client_ip::client_ip(hit.peer, h.forwarded(), h.x_forwarded_for(), &self.trusted);
-        let country = self.geo.country(ip);
-        if country.is_none() {
-            self.metrics.geoip_misses.inc();
-        }
         let link = &hit.link;
         let now = click::unix_micros(hit.time);
         let visitor = self.sessions.visitor_key(ip, ua, &link.workspace().id, now);
-        let session = self.sessions.touch(visitor, now);
+        let geo = &self.geo;
+        let (session, country) = self.sessions.touch(visitor, now, || geo.country(ip));
+        if country.is_none() {
+            self.metrics.geoip_misses.inc();
+        }
         let referer = h.referer();
         self.key_buf.clear();
         self.key_buf.extend_from_slice(referer.unwrap_or("").as_bytes());
@@ -280,6 +284,7 @@ impl Enricher {
 
 #[cfg(test)]
 mod tests {
+    use super::agent::AgentInfo;
     use super::*;
 
     #[test]
@@ -289,14 +294,14 @@ mod tests {
         let mut get = |c: &mut UaCache, k: &[u8]| {
             c.get_or_insert(k, || {
                 computed += 1;
-                Arc::new(AgentInfo {
+                Arc::new(EncodedAgent::new(AgentInfo {
                     browser_name: String::from_utf8_lossy(k).into_owned(),
                     browser_version: String::new(),
                     os_name: String::new(),
                     os_version: String::new(),
                     device: "",
                     bot: false,
-                })
+                }))
             });
         };
         get(&mut c, b"a");

@@ -12,8 +12,12 @@
 //! it every few seconds), and `max_entries` is a hard cap: at the cap, the oldest sessions by
 //! creation are looked at from a FIFO and evicted, giving one second chance to those still active
 //! — at most [`EVICTION_SCAN_MAX`] entries looked at per click, never a scan of the whole map.
-//! One session costs about 56 bytes: the map entry (8-byte key, two 8-byte times, hash-table
-//! control byte and slack) plus its 8-byte slot in the FIFO.
+//! A session also keeps the country of its first click: the visitor key includes the address,
+//! so a returning visitor's clicks skip the GeoIP lookup.
+//!
+//! One session costs about 56 bytes: the map entry (8-byte key, the start, the last click as
+//! milliseconds after it, the country, hash-table control byte and slack) plus its 8-byte slot
+//! in the FIFO.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
@@ -23,14 +27,42 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
+use super::geo::CountryCode;
+
 /// Most FIFO entries looked at to make room for one new session.
 const EVICTION_SCAN_MAX: usize = 64;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    /// Unix microseconds.
     started: i64,
-    last_seen: i64,
+    /// Milliseconds from `started` to the last click, rounded up (so a session may last up to a
+    /// millisecond longer than `idle_timeout`, never shorter): a visitor key lives one UTC day,
+    /// so this fits 32 bits, and the entry fits 16 bytes with the country.
+    last_millis: u32,
+    country: Option<CountryCode>,
+}
+
+impl Entry {
+    fn fresh(now_micros: i64, country: Option<CountryCode>) -> Entry {
+        Entry {
+            started: now_micros,
+            last_millis: 0,
+            country,
+        }
+    }
+
+    /// The last click, unix microseconds.
+    fn last_seen(&self) -> i64 {
+        self.started.saturating_add(i64::from(self.last_millis) * 1000)
+    }
+
+    fn seen_at(&mut self, now_micros: i64) {
+        let after = u64::try_from(now_micros.saturating_sub(self.started)).unwrap_or(0);
+        let millis = u32::try_from(after.div_ceil(1000)).unwrap_or(u32::MAX);
+        self.last_millis = self.last_millis.max(millis);
+    }
 }
 
 /// What the tracker says about one click.
@@ -84,17 +116,20 @@ impl SessionTracker {
         h.finish()
     }
 
-    /// Records a click of visitor `key` at `now_micros`.
+    /// Records a click of visitor `key` at `now_micros`; returns the session and its country,
+    /// which `locate` finds when the click opens the session (and only then).
     ///
     /// Most clicks of a large audience are a visitor's first, so the map is probed once for both
     /// the lookup and the insert (an entry), with the cap checked before: making room takes other
     /// shards' locks, which must not be taken while this key's shard is held, so at the cap the
     /// entry is let go first.
-    pub fn touch(&self, key: u64, now_micros: i64) -> SessionInfo {
-        let fresh = Entry {
-            started: now_micros,
-            last_seen: now_micros,
-        };
+    pub fn touch(
+        &self,
+        key: u64,
+        now_micros: i64,
+        locate: impl FnOnce() -> Option<CountryCode>,
+    ) -> (SessionInfo, Option<CountryCode>) {
+        let fresh = |country| Entry::fresh(now_micros, country);
         let first = SessionInfo {
             started_micros: now_micros,
             first: true,
@@ -105,32 +140,35 @@ impl SessionTracker {
         let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let at_cap = order.len() >= self.max_entries;
         // The entry holds its shard's lock until the end of this statement.
-        let inserted = match self.sessions.entry(key) {
+        let locate = match self.sessions.entry(key) {
             dashmap::Entry::Occupied(mut held) => {
                 let e = held.get_mut();
-                if now_micros.saturating_sub(e.last_seen) <= self.idle_micros {
-                    e.last_seen = e.last_seen.max(now_micros);
-                    return SessionInfo {
+                if now_micros.saturating_sub(e.last_seen()) <= self.idle_micros {
+                    e.seen_at(now_micros);
+                    let session = SessionInfo {
                         started_micros: e.started,
                         first: false,
                     };
+                    return (session, e.country);
                 }
                 // Idle too long: the same visitor starts a new session.
-                *e = fresh;
-                return first;
+                let country = locate();
+                *e = fresh(country);
+                return (first, country);
             }
             dashmap::Entry::Vacant(vacant) if !at_cap => {
-                vacant.insert(fresh);
-                true
+                let country = locate();
+                vacant.insert(fresh(country));
+                order.push_back(key);
+                return (first, country);
             }
-            dashmap::Entry::Vacant(_) => false,
+            dashmap::Entry::Vacant(_) => locate,
         };
-        if !inserted {
-            self.make_room(&mut order, now_micros);
-            self.sessions.insert(key, fresh);
-        }
+        let country = locate();
+        self.make_room(&mut order, now_micros);
+        self.sessions.insert(key, fresh(country));
         order.push_back(key);
-        first
+        (first, country)
     }
 
     /// Evicts at least one session, oldest by creation first; an active one gets a second chance.
@@ -141,7 +179,7 @@ impl SessionTracker {
             let Some(entry) = self.sessions.get(&key).map(|e| *e) else {
                 continue; // already swept
             };
-            if now_micros.saturating_sub(entry.last_seen) > self.idle_micros {
+            if now_micros.saturating_sub(entry.last_seen()) > self.idle_micros {
                 self.sessions.remove(&key);
                 return;
             }
@@ -161,7 +199,7 @@ impl SessionTracker {
     pub fn sweep(&self, now_micros: i64) -> usize {
         let idle = self.idle_micros;
         self.sessions
-            .retain(|_, e| now_micros.saturating_sub(e.last_seen) <= idle);
+            .retain(|_, e| now_micros.saturating_sub(e.last_seen()) <= idle);
         let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         order.retain(|k| self.sessions.contains_key(k));
         self.sessions.len()
@@ -200,9 +238,49 @@ mod tests {
             (101, false, 100),
         ];
         for (at, first, start) in steps {
-            let s = t.touch(k, t0 + at * MIN);
+            let (s, _) = t.touch(k, t0 + at * MIN, || None);
             assert_eq!((s.first, s.started_micros), (first, t0 + start * MIN), "at +{at}m");
         }
+    }
+
+    #[test]
+    fn a_session_keeps_the_country_of_its_first_click() {
+        let t = SessionTracker::new(Duration::from_secs(60), 100);
+        let t0 = 1_700_000_000_000_000;
+        let br = CountryCode::from_alpha2("BR");
+        let (s, c) = t.touch(7, t0, || br);
+        assert!(s.first);
+        assert_eq!(c, br);
+        // A returning visitor: no lookup.
+        let (s, c) = t.touch(7, t0 + MIN / 2, || panic!("looked up again"));
+        assert!(!s.first);
+        assert_eq!(c, br);
+        // A new session looks up again.
+        let (s, c) = t.touch(7, t0 + 3 * MIN, || None);
+        assert!(s.first);
+        assert_eq!(c, None);
+        // So does a visitor let in at the cap.
+        let small = SessionTracker::new(Duration::from_secs(60), 1);
+        small.touch(1, t0, || None);
+        assert_eq!(small.touch(2, t0, || br).1, br);
+        assert_eq!(small.touch(2, t0 + 1, || None).1, br);
+    }
+
+    #[test]
+    fn the_last_click_is_kept_to_the_millisecond_rounded_up() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+        let t = SessionTracker::new(Duration::from_millis(10), 100);
+        let t0 = 1_700_000_000_000_000;
+        t.touch(1, t0, || None);
+        // 1.5 ms later: the last click counts as 2 ms after the start.
+        assert!(!t.touch(1, t0 + 1_500, || None).0.first);
+        assert!(!t.touch(1, t0 + 12_000, || None).0.first);
+        assert!(t.touch(1, t0 + 22_001, || None).0.first);
+        // A clock that steps back does not move the last click back.
+        t.touch(2, t0, || None);
+        t.touch(2, t0 + 9_000, || None);
+        t.touch(2, t0 - 5_000, || None);
+        assert!(!t.touch(2, t0 + 19_000, || None).0.first);
     }
 
     #[test]
@@ -225,17 +303,17 @@ mod tests {
         let t = SessionTracker::new(Duration::from_secs(60), 3);
         let now = 1_000 * MIN;
         for k in 0..3 {
-            t.touch(k, now);
+            t.touch(k, now, || None);
         }
         assert_eq!(t.len(), 3);
         // At the cap, all active: the oldest is evicted to make room.
-        t.touch(10, now + 1);
+        t.touch(10, now + 1, || None);
         assert_eq!(t.len(), 3);
-        assert!(t.touch(0, now + 2).first, "evicted session starts anew");
+        assert!(t.touch(0, now + 2, || None).0.first, "evicted session starts anew");
         // Expired sessions go first.
         let later = now + 2 * MIN;
-        t.touch(10, later);
-        t.touch(11, later);
+        t.touch(10, later, || None);
+        t.touch(11, later, || None);
         assert_eq!(t.len(), 3);
         assert_eq!(t.sweep(later), 2);
         assert_eq!(t.sweep(later + 5 * MIN), 0);
