@@ -402,12 +402,15 @@ fn word_needs_escape(word: u64) -> bool {
 pub struct EncodedAgent {
     /// The classification.
     pub info: AgentInfo,
+    /// The agent's part of its visitors' session keys
+    /// ([`crate::enrich::session::SessionTracker::agent_id`]).
+    pub agent_id: u64,
     json_head: Box<[u8]>,
 }
 
 impl EncodedAgent {
-    /// Encodes `info`.
-    pub fn new(info: AgentInfo) -> EncodedAgent {
+    /// Encodes `info`, the classification of an agent whose session key part is `agent_id`.
+    pub fn new(info: AgentInfo, agent_id: u64) -> EncodedAgent {
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(b"{\"browser\":{\"name\":");
         json_str(&mut out, &info.browser_name);
@@ -422,6 +425,7 @@ impl EncodedAgent {
         out.extend_from_slice(b"},\"type\":");
         EncodedAgent {
             info,
+            agent_id,
             json_head: out.into_boxed_slice(),
         }
     }
@@ -781,14 +785,17 @@ mod tests {
             time_micros: 1_562_076_426_981_094,
             language: Cow::Borrowed("pt"),
             country: CountryCode::from_alpha2("BR"),
-            agent: Arc::new(EncodedAgent::new(AgentInfo {
-                browser_name: "facebook-app".into(),
-                browser_version: "227.0".into(),
-                os_name: "android".into(),
-                os_version: "android-9.0-pie".into(),
-                device: "smartphone",
-                bot: false,
-            })),
+            agent: Arc::new(EncodedAgent::new(
+                AgentInfo {
+                    browser_name: "facebook-app".into(),
+                    browser_version: "227.0".into(),
+                    os_name: "android".into(),
+                    os_version: "android-9.0-pie".into(),
+                    device: "smartphone",
+                    bot: false,
+                },
+                0,
+            )),
             bot: true,
             session: SessionInfo {
                 started_micros: 1_562_076_000_000_000,

@@ -225,19 +225,17 @@ impl Enricher {
             self.key_buf.extend_from_slice(hint.unwrap_or("").as_bytes());
         }
         let bots = &lists.bots;
+        let sessions = &self.sessions;
         let agent = self.ua_cache.get_or_insert(&self.key_buf, || {
-            Arc::new(EncodedAgent::new(agent::classify(
-                &String::from_utf8_lossy(ua),
-                hints,
-                bots,
-            )))
+            let info = agent::classify(&String::from_utf8_lossy(ua), hints, bots);
+            Arc::new(EncodedAgent::new(info, sessions.agent_id(ua)))
         });
         let bot = agent.info.bot || hit.head;
 
         let ip = client_ip::client_ip(hit.peer, h.forwarded(), h.x_forwarded_for(), &self.trusted);
         let link = &hit.link;
         let now = click::unix_micros(hit.time);
-        let visitor = self.sessions.visitor_key(ip, ua, &link.workspace().id, now);
+        let visitor = self.sessions.visitor_key(ip, agent.agent_id, &link.workspace().id, now);
         let geo = &self.geo;
         let (session, country) = self.sessions.touch(visitor, now, || geo.country(ip));
         if country.is_none() {
@@ -294,14 +292,17 @@ mod tests {
         let mut get = |c: &mut UaCache, k: &[u8]| {
             c.get_or_insert(k, || {
                 computed += 1;
-                Arc::new(EncodedAgent::new(AgentInfo {
-                    browser_name: String::from_utf8_lossy(k).into_owned(),
-                    browser_version: String::new(),
-                    os_name: String::new(),
-                    os_version: String::new(),
-                    device: "",
-                    bot: false,
-                }))
+                Arc::new(EncodedAgent::new(
+                    AgentInfo {
+                        browser_name: String::from_utf8_lossy(k).into_owned(),
+                        browser_version: String::new(),
+                        os_name: String::new(),
+                        os_version: String::new(),
+                        device: "",
+                        bot: false,
+                    },
+                    0,
+                ))
             });
         };
         get(&mut c, b"a");
