@@ -68,6 +68,7 @@ pub use reader::SpoolReader;
 
 use cursor::{CursorFile, Found, Saved};
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -133,9 +134,21 @@ pub struct RecordMeta<'a> {
     pub domain: &'a str,
 }
 
-/// One event read back from the spool.
+/// One event read back from the spool for a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// Sequence number.
+    pub seq: u64,
+    /// Click time, unix microseconds.
+    pub time_micros: i64,
+    /// The event, one JSON object.
+    pub json: Vec<u8>,
+}
+
+/// A record as it lies in the spool's bytes: read in place, so that the events a sink's filter
+/// skips, and the metadata the filter reads, are never copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRef<'a> {
     /// Sequence number.
     pub seq: u64,
     /// Click time, unix microseconds.
@@ -143,11 +156,22 @@ pub struct Record {
     /// Classified as a bot.
     pub bot: bool,
     /// Workspace id.
-    pub workspace: String,
+    pub workspace: Cow<'a, str>,
     /// Domain.
-    pub domain: String,
+    pub domain: Cow<'a, str>,
     /// The event, one JSON object.
-    pub json: Vec<u8>,
+    pub json: &'a [u8],
+}
+
+impl RecordRef<'_> {
+    /// The event and what a sink needs of its metadata, copied out of the spool's bytes.
+    pub fn to_record(&self) -> Record {
+        Record {
+            seq: self.seq,
+            time_micros: self.time_micros,
+            json: self.json.to_vec(),
+        }
+    }
 }
 
 /// A sink's filters: which events it takes.
@@ -302,9 +326,9 @@ fn encode_record_with(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, write_j
 
 /// Result of decoding the bytes at a position.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decoded {
+pub enum Decoded<'a> {
     /// A whole, valid record and its encoded length.
-    Record(Record, usize),
+    Record(RecordRef<'a>, usize),
     /// Not enough bytes yet (end of data, or a record still being written).
     Incomplete,
     /// A record whose length or checksum is wrong.
@@ -312,7 +336,7 @@ pub enum Decoded {
 }
 
 /// Decodes the record at the start of `data`.
-pub fn decode_record(data: &[u8]) -> Decoded {
+pub fn decode_record(data: &[u8]) -> Decoded<'_> {
     if data.len() < RECORD_HEADER_LEN {
         return Decoded::Incomplete;
     }
@@ -331,23 +355,23 @@ pub fn decode_record(data: &[u8]) -> Decoded {
     let time_micros = i64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
     let bot = body[16] & FLAG_BOT != 0;
     let mut at = BODY_FIXED_LEN;
-    let string = |at: &mut usize| -> Option<String> {
+    let string = |at: &mut usize| {
         let n = u16::from_le_bytes(body.get(*at..*at + 2)?.try_into().ok()?) as usize;
         let s = body.get(*at + 2..*at + 2 + n)?;
         *at += 2 + n;
-        Some(String::from_utf8_lossy(s).into_owned())
+        Some(String::from_utf8_lossy(s))
     };
     let (Some(workspace), Some(domain)) = (string(&mut at), string(&mut at)) else {
         return Decoded::Corrupt("metadata overruns the record");
     };
     Decoded::Record(
-        Record {
+        RecordRef {
             seq,
             time_micros,
             bot,
             workspace,
             domain,
-            json: body[at..].to_vec(),
+            json: &body[at..],
         },
         RECORD_HEADER_LEN + len,
     )

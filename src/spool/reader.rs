@@ -126,7 +126,7 @@ impl SpoolReader {
                     self.position.offset += len as u64;
                     self.position.next_seq = record.seq + 1;
                     if self.spec.filter.matches(record.bot, &record.workspace, &record.domain) {
-                        return Ok(Some(record));
+                        return Ok(Some(record.to_record()));
                     }
                     self.spec.metrics.filtered.inc();
                 }

@@ -44,10 +44,7 @@ fn records_round_trip_and_detect_damage() {
         panic!()
     };
     assert_eq!(n, buf.len());
-    assert_eq!(
-        (r.seq, r.bot, r.workspace.as_str(), r.domain.as_str()),
-        (7, true, "w1", "brand.link")
-    );
+    assert_eq!((r.seq, r.bot, &*r.workspace, &*r.domain), (7, true, "w1", "brand.link"));
     assert_eq!(r.json, br#"{"a":1}"#);
     assert_eq!(decode_record(&buf[..buf.len() - 1]), Decoded::Incomplete);
     let mut bad = buf.clone();
