@@ -473,12 +473,29 @@ webhook_sink() {
 # ---------------------------------------------------------------------------------------------
 # Runs
 
+# free_mb DIR: megabytes free on DIR's file system for this user.
+free_mb() {
+    df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print int($4 / 1024) }'
+}
+
 # run_wrk OUT_FILE URL
 run_wrk() {
-    local out=$1 url=$2
+    local out=$1 url=$2 status=0
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s --latency \
-        -s "$HELPERS/clicks.lua" "$url" -- "$SLASHTAGS" >"$out" 2>&1 || true
-    grep -q '^WRK_JSON ' "$out" || { cat "$out" >&2; die "wrk failed (see above)"; }
+        -s "$HELPERS/clicks.lua" "$url" -- "$SLASHTAGS" >"$out" 2>&1 || status=$?
+    grep -q '^WRK_JSON ' "$out" 2>/dev/null && return
+    cat "$out" >&2 2>/dev/null
+    die "wrk against $url failed (exit status $status; its output, above, is in $out; $(free_mb "$WORK_DIR") MB free in $WORK_DIR)"
+}
+
+# check_free_space: a clickstream run writes its events twice (spool and file sink, or spool and
+# the receiver's copy in memory), about 1 KB per request, before they are deleted after the run.
+check_free_space() {
+    local need free
+    need=$((DURATION * 200 + 1024))
+    free=$(free_mb "$WORK_DIR")
+    [[ -z $free ]] || ((free >= need)) ||
+        die "$WORK_DIR: $free MB free; a ${DURATION} s run of clickstream can write about $need MB (--duration sets it)"
 }
 
 wrk_summary() {
@@ -817,6 +834,7 @@ main() {
     build_clickstream
     check_ports_free
     WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/clickstream-compare.XXXXXX")
+    check_free_space
     snapshot_binary
     generate_links
     if ((RUN_HTTPS)); then
