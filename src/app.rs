@@ -260,22 +260,18 @@ impl Node {
         .map_err(|e| StartError::Setup(format!("cannot start the pipeline thread: {e}")))?;
 
         // Listeners.
-        let listener = TcpListener::bind(server_config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: server_config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: server_config.listen,
-            source,
-        })?;
-        let (drain, drain_rx) = watch::channel(false);
-        let router = Arc::new(Router::new(table.clone(), queue, metrics.clone()));
         let threads = server::ServingThreads::per_cpu()
             .map_err(|e| StartError::Setup(format!("cannot start the serving threads: {e}")))?;
+        let bind_error = |source| StartError::Bind {
+            addr: server_config.listen,
+            source,
+        };
+        let listeners = server::bind_plain(server_config.listen, threads.len()).map_err(bind_error)?;
+        let addr = listeners[0].local_addr().map_err(bind_error)?;
+        let (drain, drain_rx) = watch::channel(false);
+        let router = Arc::new(Router::new(table.clone(), queue, metrics.clone()));
         let server_task = tokio::spawn(server::serve_plain(
-            listener,
+            listeners,
             threads,
             router.clone(),
             ConnLimits::from_config(server_config),

@@ -5,18 +5,20 @@
 //! (`h1`, which says why); on the TLS listener it wraps the socket and runs hyper
 //! ([`serve_connection`]) with [`Router::handle`] as the service. Nothing here looks at a request.
 //!
-//! The plain listener's connections are dealt in turn to the [`ServingThreads`], one per CPU,
-//! each a single-threaded runtime with its own epoll, timers and tasks, the way nginx's worker
-//! processes each serve their own connections. On the shared multi-threaded runtime (where TLS,
-//! admin and reloads run) a ready connection was often picked up by one worker while another was
-//! woken to look for work, and a connection's task moved between workers; per thread, a
-//! connection stays on one thread and a wake-up is the epoll of the thread that serves it. At
-//! half of the peak that took 4.6% off the server's CPU (four pairs); at the peak it changed
-//! nothing measurable.
+//! The plain listener is served by the [`ServingThreads`], one per CPU, each a single-threaded
+//! runtime with its own epoll, timers and tasks, the way nginx's worker processes each serve
+//! their own connections. Each thread accepts on a socket of its own ([`bind_plain`]: one
+//! `SO_REUSEPORT` group, socket `i` taking the connections whose handshake came in on CPU `i`),
+//! so a connection stays on the thread of the CPU that took its packets. On the shared
+//! multi-threaded runtime (where TLS, admin and reloads run) a ready connection was often picked
+//! up by one worker while another was woken to look for work, and a connection's task moved
+//! between workers; dealt out in turn by one accept loop, each client's connections were spread
+//! over all the threads and every request woke a thread on another CPU.
 //!
 //! Limits and why they exist:
-//! - `max_connections`: a semaphore permit per open connection; at the limit the loop stops
-//!   accepting and new connections wait in the kernel's backlog instead of exhausting descriptors.
+//! - `max_connections`: a semaphore permit per open connection; at the limit each accept loop
+//!   holds the one connection it took last unserved and stops accepting, and new connections
+//!   wait in the kernel's backlog instead of exhausting descriptors.
 //! - `header_read_timeout`: an HTTP/1.1 connection must complete a request head within this time
 //!   of opening and of its previous request head, which also closes a keep-alive connection idle
 //!   that long between requests and one that dribbles a head byte by byte (slowloris guard). An
@@ -98,7 +100,6 @@ impl ConnLimits {
 /// docs). Dropping it tells the threads to stop; tasks still on them are dropped.
 pub struct ServingThreads {
     handles: Vec<tokio::runtime::Handle>,
-    next: std::sync::atomic::AtomicUsize,
     /// Dropped to stop the threads.
     _stop: watch::Sender<()>,
 }
@@ -120,11 +121,7 @@ impl ServingThreads {
                     runtime.block_on(async move { while stopped.changed().await.is_ok() {} });
                 })?;
         }
-        Ok(ServingThreads {
-            handles,
-            next: std::sync::atomic::AtomicUsize::new(0),
-            _stop: stop,
-        })
+        Ok(ServingThreads { handles, _stop: stop })
     }
 
     /// One thread per CPU.
@@ -132,17 +129,76 @@ impl ServingThreads {
         ServingThreads::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
-    /// Runs `task` on the next thread in turn.
-    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, task: F) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        self.handles[i].spawn(task);
+    /// How many threads there are.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Always false: there is at least one thread.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
     }
 }
 
-/// Runs the plain-HTTP accept loop until `shutdown` turns true, then waits (up to `grace`) for
-/// open connections to finish their in-flight requests. Connections are served on `threads`.
+/// Binds the plain listener as `n` sockets on `addr`, one per serving thread, in one
+/// `SO_REUSEPORT` group; on Linux socket `i` also asks for the connections whose handshake the
+/// kernel handled on CPU `i` (`SO_INCOMING_CPU`, honoured by the group's choice since Linux 6.2).
+///
+/// Why: a connection then stays with the thread on the CPU that took its packets, as nginx's
+/// workers end up when they race for `accept`. Dealt out in turn, every client's connections
+/// were spread over all the threads, so each request woke a thread on the other CPU (an
+/// inter-processor interrupt, which a virtual machine pays dearly for). See the README's
+/// comparison for the measurements.
+///
+/// The address is first bound once without `SO_REUSEPORT`, so that a port already in use (by
+/// anyone, including another clickstream) is still refused rather than shared; `addr` with
+/// port 0 picks the port there.
+pub fn bind_plain(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = |reuse_port: bool| -> io::Result<Socket> {
+        let s = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )?;
+        // As tokio's and std's listeners: a restart can bind while old connections linger.
+        s.set_reuse_address(true)?;
+        if reuse_port {
+            s.set_reuse_port(true)?;
+        }
+        Ok(s)
+    };
+    let probe = socket(false)?;
+    probe.bind(&addr.into())?;
+    let addr = probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("the bound address is not an IP address"))?;
+    if n <= 1 {
+        probe.listen(LISTEN_BACKLOG)?;
+        return Ok(vec![probe.into()]);
+    }
+    drop(probe);
+    (0..n)
+        .map(|i| {
+            let s = socket(true)?;
+            #[cfg(target_os = "linux")]
+            s.set_cpu_affinity(i)?;
+            s.bind(&addr.into())?;
+            s.listen(LISTEN_BACKLOG)?;
+            Ok(s.into())
+        })
+        .collect()
+}
+
+/// Pending connections per listening socket (tokio's default).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Runs the plain-HTTP accept loops, one per serving thread on its own socket of `listeners`
+/// ([`bind_plain`]), until `shutdown` turns true, then waits (up to `grace`) for open
+/// connections to finish their in-flight requests.
 pub async fn serve_plain(
-    listener: TcpListener,
+    listeners: Vec<std::net::TcpListener>,
     threads: ServingThreads,
     router: Arc<Router>,
     limits: ConnLimits,
@@ -151,73 +207,67 @@ pub async fn serve_plain(
     grace: Duration,
 ) {
     let limits = Arc::new(limits);
-    let max_connections = limits.max_connections;
-    accept_loop(
-        listener,
-        Some(&threads),
-        max_connections,
-        metrics,
-        shutdown,
-        grace,
-        move |stream, peer, _watcher, shutdown| {
-            let (router, limits) = (router.clone(), limits.clone());
-            // Registered again with the epoll of the thread that will serve it.
-            let stream = stream.into_std();
-            async move {
-                let stream = match stream.and_then(tokio::net::TcpStream::from_std) {
-                    Ok(s) => s,
-                    Err(e) => return tracing::debug!(%peer, error = %e, "cannot move the connection to its thread"),
-                };
-                let activity = Activity::new();
-                let conn = crate::h1::Conn {
-                    router: &router,
-                    // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
-                    peer: peer.ip().to_canonical(),
-                    max_head: limits.max_header_bytes,
-                    acme_dir: limits.acme_challenge_dir.as_deref(),
-                    activity: &activity,
-                };
-                let result = tokio::select! {
-                    r = conn.serve(stream, &shutdown) => r,
-                    why = activity.expired(limits.idle_timeout, Some(limits.header_read_timeout)) => Err(why.to_string()),
-                };
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended");
-                }
-            }
-        },
-    )
-    .await
-}
-
-/// The accept loop both listeners share: a permit per connection (the connection limit), one
-/// task per connection running `serve` (on `threads`, or on this runtime), and a graceful stop
-/// bounded by `grace`: hyper's connections are told through their watcher, ours through the
-/// shutdown flag they are given, and the stop waits for every connection task to end.
-async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    threads: Option<&ServingThreads>,
-    max_connections: usize,
-    metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
-    serve: F,
-) where
-    F: Fn(tokio::net::TcpStream, SocketAddr, hyper_util::server::graceful::Watcher, watch::Receiver<bool>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let permits = Arc::new(Semaphore::new(max_connections));
-    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     // Every connection task holds a sender; `recv` ends once all of them are gone.
     let (running, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
+    let mut loops = Vec::new();
+    for (listener, thread) in listeners.into_iter().zip(threads.handles.iter().cycle()) {
+        let (router, limits, metrics) = (router.clone(), limits.clone(), metrics.clone());
+        let (permits, running, shutdown) = (permits.clone(), running.clone(), shutdown.clone());
+        loops.push(thread.spawn(async move {
+            // Registered with the epoll of this thread, which serves what it accepts.
+            let listener = match TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => return tracing::error!(error = %e, "cannot register a listening socket"),
+            };
+            let serve = move |stream: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>| {
+                let (router, limits) = (router.clone(), limits.clone());
+                async move {
+                    let activity = Activity::new();
+                    let conn = crate::h1::Conn {
+                        router: &router,
+                        // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
+                        peer: peer.ip().to_canonical(),
+                        max_head: limits.max_header_bytes,
+                        acme_dir: limits.acme_challenge_dir.as_deref(),
+                        activity: &activity,
+                    };
+                    let result = tokio::select! {
+                        r = conn.serve(stream, &shutdown) => r,
+                        why = activity.expired(limits.idle_timeout, Some(limits.header_read_timeout)) => Err(why.to_string()),
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                }
+            };
+            accept_loop(&listener, &permits, &running, &metrics, shutdown, serve).await;
+        }));
+    }
+    for l in loops {
+        let _ = l.await; // ends at shutdown; a panic there has been reported by the runtime
+    }
+    drop(running);
+    if tokio::time::timeout(grace, all_ended.recv()).await.is_err() {
+        tracing::warn!("connections still open after the {grace:?} grace period; closing them");
+    }
+}
+
+/// The accept loop both listeners share: a permit per connection (the connection limit; see
+/// inside for the one connection a loop may hold over it) and a task per connection, spawned on the current runtime, running `serve` and holding a `running`
+/// sender until it ends; returns once `shutdown` turns true.
+async fn accept_loop<F, Fut>(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    running: &tokio::sync::mpsc::Sender<()>,
+    metrics: &Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = until_true(&mut shutdown) => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -230,30 +280,28 @@ async fn accept_loop<F, Fut>(
             },
             _ = until_true(&mut shutdown) => break,
         };
+        // Accepted first, then held until a permit is free: several loops share the permits, and
+        // a loop waiting in `accept` with a permit in hand would keep it from the one whose
+        // socket got the connection. So each loop holds at most one connection over the limit.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = until_true(&mut shutdown) => break,
+        };
         // Redirect responses are tiny: send them without waiting for more to batch.
         let _ = stream.set_nodelay(true); // an error here only costs latency
-        let connection = serve(stream, peer, graceful.watcher(), shutdown.clone());
+        let connection = serve(stream, peer, shutdown.clone());
         let metrics = metrics.clone();
         let running = running.clone();
-        let task = async move {
+        tokio::spawn(async move {
             metrics.connections.inc();
             connection.await;
             metrics.connections.dec();
             drop(permit);
             drop(running);
-        };
-        match threads {
-            Some(t) => t.spawn(task),
-            None => drop(tokio::spawn(task)),
-        }
-    }
-    drop(listener);
-    drop(running);
-    tokio::select! {
-        _ = async { tokio::join!(graceful.shutdown(), all_ended.recv()) } => {}
-        _ = tokio::time::sleep(grace) => {
-            tracing::warn!("connections still open after the {grace:?} grace period; closing them");
-        }
+        });
     }
 }
 
@@ -365,37 +413,40 @@ pub async fn serve_tls(
     grace: Duration,
 ) {
     let limits = Arc::new(limits);
-    let max_connections = limits.max_connections;
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (running, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
+    let graceful = GracefulShutdown::new();
     let counters = metrics.clone();
-    accept_loop(
-        listener,
-        None,
-        max_connections,
-        metrics,
-        shutdown,
-        grace,
-        move |stream, peer, watcher, _shutdown| {
-            let (router, limits, metrics, acceptor) =
-                (router.clone(), limits.clone(), counters.clone(), acceptor.clone());
-            async move {
-                match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                        serve_connection(tls, peer, router, &limits, watcher, h2).await
-                    }
-                    Ok(Err(e)) => {
-                        metrics.tls_handshake_errors.inc();
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    }
-                    Err(_) => {
-                        metrics.tls_handshake_errors.inc();
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                    }
+    let serve = |stream, peer, _shutdown| {
+        let (router, limits, metrics, acceptor) = (router.clone(), limits.clone(), counters.clone(), acceptor.clone());
+        let watcher = graceful.watcher();
+        async move {
+            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    serve_connection(tls, peer, router, &limits, watcher, h2).await
+                }
+                Ok(Err(e)) => {
+                    metrics.tls_handshake_errors.inc();
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    metrics.tls_handshake_errors.inc();
+                    tracing::debug!(%peer, "TLS handshake timed out");
                 }
             }
-        },
-    )
-    .await
+        }
+    };
+    accept_loop(&listener, &permits, &running, &metrics, shutdown, serve).await;
+    drop(listener);
+    drop(running);
+    // hyper's connections are told through their watcher; the stop waits for every task.
+    tokio::select! {
+        _ = async { tokio::join!(graceful.shutdown(), all_ended.recv()) } => {}
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!("connections still open after the {grace:?} grace period; closing them");
+        }
+    }
 }
 
 /// When a connection last read, last moved a byte and last completed a request head, in
@@ -508,5 +559,46 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_sockets_share_one_port_and_a_taken_port_is_refused() {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let sockets = bind_plain(any, 3).unwrap();
+        let addr = sockets[0].local_addr().unwrap();
+        assert_ne!(addr.port(), 0);
+        assert_eq!(sockets.len(), 3);
+        for s in &sockets {
+            assert_eq!(s.local_addr().unwrap(), addr);
+        }
+        // Not shared with another group, nor with a plain listener.
+        let e = bind_plain(addr, 2).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        let e = bind_plain(addr, 1).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        let plain = std::net::TcpListener::bind(any).unwrap();
+        let e = bind_plain(plain.local_addr().unwrap(), 2).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+
+        // Every connection is accepted by one of the sockets.
+        for s in &sockets {
+            s.set_nonblocking(true).unwrap();
+        }
+        let clients: Vec<_> = (0..8).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+        let mut accepted = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while accepted < clients.len() && Instant::now() < deadline {
+            for s in &sockets {
+                if s.accept().is_ok() {
+                    accepted += 1;
+                }
+            }
+        }
+        assert_eq!(accepted, clients.len());
     }
 }
