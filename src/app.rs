@@ -260,19 +260,21 @@ impl Node {
         .map_err(|e| StartError::Setup(format!("cannot start the pipeline thread: {e}")))?;
 
         // Listeners.
-        let threads = server::ServingThreads::per_cpu()
-            .map_err(|e| StartError::Setup(format!("cannot start the serving threads: {e}")))?;
+        let threads = Arc::new(
+            server::ServingThreads::per_cpu()
+                .map_err(|e| StartError::Setup(format!("cannot start the serving threads: {e}")))?,
+        );
         let bind_error = |source| StartError::Bind {
             addr: server_config.listen,
             source,
         };
-        let listeners = server::bind_plain(server_config.listen, threads.len()).map_err(bind_error)?;
+        let listeners = server::bind_per_thread(server_config.listen, threads.len()).map_err(bind_error)?;
         let addr = listeners[0].local_addr().map_err(bind_error)?;
         let (drain, drain_rx) = watch::channel(false);
         let router = Arc::new(Router::new(table.clone(), queue, metrics.clone()));
         let server_task = tokio::spawn(server::serve_plain(
             listeners,
-            threads,
+            threads.clone(),
             router.clone(),
             ConnLimits::from_config(server_config),
             metrics.clone(),
@@ -320,16 +322,15 @@ impl Node {
                 .map_err(|errors| StartError::Setup(format!("TLS certificates:\n  {}", errors.join("\n  "))))?;
             let store = Arc::new(store);
             let acceptor = tokio_rustls::TlsAcceptor::from(store.server_config(tls.http2));
-            let listener = TcpListener::bind(tls.listen).await.map_err(|source| StartError::Bind {
+            let bind_error = |source| StartError::Bind {
                 addr: tls.listen,
                 source,
-            })?;
-            tls_addr = Some(listener.local_addr().map_err(|source| StartError::Bind {
-                addr: tls.listen,
-                source,
-            })?);
+            };
+            let listeners = server::bind_per_thread(tls.listen, threads.len()).map_err(bind_error)?;
+            tls_addr = Some(listeners[0].local_addr().map_err(bind_error)?);
             tls_task = Some(tokio::spawn(server::serve_tls(
-                listener,
+                listeners,
+                threads.clone(),
                 acceptor,
                 router.clone(),
                 ConnLimits::from_config(server_config),

@@ -5,15 +5,15 @@
 //! (`h1`, which says why); on the TLS listener it wraps the socket and runs hyper
 //! ([`serve_connection`]) with [`Router::handle`] as the service. Nothing here looks at a request.
 //!
-//! The plain listener is served by the [`ServingThreads`], one per CPU, each a single-threaded
+//! Both listeners are served by the [`ServingThreads`], one per CPU, each a single-threaded
 //! runtime with its own epoll, timers and tasks, the way nginx's worker processes each serve
-//! their own connections. Each thread accepts on a socket of its own ([`bind_plain`]: one
-//! `SO_REUSEPORT` group, socket `i` taking the connections whose handshake came in on CPU `i`),
-//! so a connection stays on the thread of the CPU that took its packets. On the shared
-//! multi-threaded runtime (where TLS, admin and reloads run) a ready connection was often picked
-//! up by one worker while another was woken to look for work, and a connection's task moved
-//! between workers; dealt out in turn by one accept loop, each client's connections were spread
-//! over all the threads and every request woke a thread on another CPU.
+//! their own connections. Each thread accepts on a socket of its own ([`bind_per_thread`]: one
+//! `SO_REUSEPORT` group per listener, socket `i` taking the connections whose handshake came in
+//! on CPU `i`), so a connection stays on the thread of the CPU that took its packets. On the
+//! shared multi-threaded runtime (where the admin listener and reloads run) a ready
+//! connection was often picked up by one worker while another was woken to look for work, and a
+//! connection's task moved between workers; dealt out in turn by one accept loop, each client's
+//! connections were spread over all the threads and every request woke a thread on another CPU.
 //!
 //! Limits and why they exist:
 //! - `max_connections`: a semaphore permit per open connection; at the limit each accept loop
@@ -49,7 +49,6 @@ use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -153,7 +152,7 @@ impl ServingThreads {
 /// The address is first bound once without `SO_REUSEPORT`, so that a port already in use (by
 /// anyone, including another clickstream) is still refused rather than shared; `addr` with
 /// port 0 picks the port there.
-pub fn bind_plain(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+pub fn bind_per_thread(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = |reuse_port: bool| -> io::Result<Socket> {
         let s = Socket::new(
@@ -195,11 +194,11 @@ pub fn bind_plain(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpLis
 const LISTEN_BACKLOG: i32 = 1024;
 
 /// Runs the plain-HTTP accept loops, one per serving thread on its own socket of `listeners`
-/// ([`bind_plain`]), until `shutdown` turns true, then waits (up to `grace`) for open
+/// ([`bind_per_thread`]), until `shutdown` turns true, then waits (up to `grace`) for open
 /// connections to finish their in-flight requests.
 pub async fn serve_plain(
     listeners: Vec<std::net::TcpListener>,
-    threads: ServingThreads,
+    threads: Arc<ServingThreads>,
     router: Arc<Router>,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
@@ -207,41 +206,65 @@ pub async fn serve_plain(
     grace: Duration,
 ) {
     let limits = Arc::new(limits);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let max_connections = limits.max_connections;
+    let serve = move |stream: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>| {
+        let (router, limits) = (router.clone(), limits.clone());
+        async move {
+            let activity = Activity::new();
+            let conn = crate::h1::Conn {
+                router: &router,
+                // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
+                peer: peer.ip().to_canonical(),
+                max_head: limits.max_header_bytes,
+                acme_dir: limits.acme_challenge_dir.as_deref(),
+                activity: &activity,
+            };
+            let result = tokio::select! {
+                r = conn.serve(stream, &shutdown) => r,
+                why = activity.expired(limits.idle_timeout, Some(limits.header_read_timeout)) => Err(why.to_string()),
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        }
+    };
+    serve_on_threads(listeners, &threads, max_connections, metrics, shutdown, grace, serve).await
+}
+
+/// Runs an accept loop for each socket of `listeners` on the serving threads (socket `i` on
+/// thread `i`), each connection served by `serve` on the thread that accepted it, until
+/// `shutdown` turns true; then waits (up to `grace`) for every connection task to end. `serve`
+/// is given the shutdown flag, at which a connection finishes its request in flight and closes.
+async fn serve_on_threads<F, Fut>(
+    listeners: Vec<std::net::TcpListener>,
+    threads: &ServingThreads,
+    max_connections: usize,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max_connections));
     // Every connection task holds a sender; `recv` ends once all of them are gone.
     let (running, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
     let mut loops = Vec::new();
     for (listener, thread) in listeners.into_iter().zip(threads.handles.iter().cycle()) {
-        let (router, limits, metrics) = (router.clone(), limits.clone(), metrics.clone());
-        let (permits, running, shutdown) = (permits.clone(), running.clone(), shutdown.clone());
+        let (metrics, permits, running, shutdown, serve) = (
+            metrics.clone(),
+            permits.clone(),
+            running.clone(),
+            shutdown.clone(),
+            serve.clone(),
+        );
         loops.push(thread.spawn(async move {
             // Registered with the epoll of this thread, which serves what it accepts.
-            let listener = match TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => return tracing::error!(error = %e, "cannot register a listening socket"),
-            };
-            let serve = move |stream: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>| {
-                let (router, limits) = (router.clone(), limits.clone());
-                async move {
-                    let activity = Activity::new();
-                    let conn = crate::h1::Conn {
-                        router: &router,
-                        // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
-                        peer: peer.ip().to_canonical(),
-                        max_head: limits.max_header_bytes,
-                        acme_dir: limits.acme_challenge_dir.as_deref(),
-                        activity: &activity,
-                    };
-                    let result = tokio::select! {
-                        r = conn.serve(stream, &shutdown) => r,
-                        why = activity.expired(limits.idle_timeout, Some(limits.header_read_timeout)) => Err(why.to_string()),
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended");
-                    }
-                }
-            };
-            accept_loop(&listener, &permits, &running, &metrics, shutdown, serve).await;
+            match TcpListener::from_std(listener) {
+                Ok(listener) => accept_loop(&listener, &permits, &running, &metrics, shutdown, serve).await,
+                Err(e) => tracing::error!(error = %e, "cannot register a listening socket"),
+            }
         }));
     }
     for l in loops {
@@ -313,7 +336,7 @@ pub async fn serve_connection<I>(
     peer: SocketAddr,
     router: Arc<Router>,
     limits: &ConnLimits,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut shutdown: watch::Receiver<bool>,
     h2: bool,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -357,9 +380,18 @@ pub async fn serve_connection<I>(
         .max_header_list_size(limits.max_header_bytes as u32)
         .keep_alive_interval(Some(limits.idle_timeout / 2))
         .keep_alive_timeout(limits.header_read_timeout);
-    let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
+    let conn = builder.serve_connection(io, service).into_owned();
+    tokio::pin!(conn);
+    // At shutdown hyper finishes the request in flight (HTTP/1.1) or sends GOAWAY (HTTP/2).
+    let served = async {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            _ = until_true(&mut shutdown) => conn.as_mut().graceful_shutdown(),
+        }
+        conn.await
+    };
     let result = tokio::select! {
-        r = conn => r.map_err(|e| e.to_string()),
+        r = served => r.map_err(|e| e.to_string()),
         why = activity.expired(limits.idle_timeout, (!h2).then_some(limits.header_read_timeout)) => Err(why.to_string()),
     };
     if let Err(e) = result {
@@ -401,10 +433,13 @@ pub(crate) async fn acme_answer(path: &std::path::Path, router: &Router) -> crat
     }
 }
 
-/// Runs the TLS accept loop until `shutdown`, like [`serve_plain`]; the handshake gets
-/// `header_read_timeout`, and a failed one is counted.
+/// Runs the TLS accept loops on the serving threads like [`serve_plain`] (its sockets bound by
+/// [`bind_per_thread`] as well); the handshake gets `header_read_timeout`, and a failed one is
+/// counted.
+#[allow(clippy::too_many_arguments)] // the same as serve_plain's, plus the acceptor
 pub async fn serve_tls(
-    listener: TcpListener,
+    listeners: Vec<std::net::TcpListener>,
+    threads: Arc<ServingThreads>,
     acceptor: tokio_rustls::TlsAcceptor,
     router: Arc<Router>,
     limits: ConnLimits,
@@ -413,18 +448,15 @@ pub async fn serve_tls(
     grace: Duration,
 ) {
     let limits = Arc::new(limits);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let (running, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
-    let graceful = GracefulShutdown::new();
+    let max_connections = limits.max_connections;
     let counters = metrics.clone();
-    let serve = |stream, peer, _shutdown| {
+    let serve = move |stream, peer, shutdown| {
         let (router, limits, metrics, acceptor) = (router.clone(), limits.clone(), counters.clone(), acceptor.clone());
-        let watcher = graceful.watcher();
         async move {
             match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                    serve_connection(tls, peer, router, &limits, watcher, h2).await
+                    serve_connection(tls, peer, router, &limits, shutdown, h2).await
                 }
                 Ok(Err(e)) => {
                     metrics.tls_handshake_errors.inc();
@@ -437,16 +469,7 @@ pub async fn serve_tls(
             }
         }
     };
-    accept_loop(&listener, &permits, &running, &metrics, shutdown, serve).await;
-    drop(listener);
-    drop(running);
-    // hyper's connections are told through their watcher; the stop waits for every task.
-    tokio::select! {
-        _ = async { tokio::join!(graceful.shutdown(), all_ended.recv()) } => {}
-        _ = tokio::time::sleep(grace) => {
-            tracing::warn!("connections still open after the {grace:?} grace period; closing them");
-        }
-    }
+    serve_on_threads(listeners, &threads, max_connections, metrics, shutdown, grace, serve).await
 }
 
 /// When a connection last read, last moved a byte and last completed a request head, in
@@ -569,7 +592,7 @@ mod tests {
     #[test]
     fn plain_sockets_share_one_port_and_a_taken_port_is_refused() {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let sockets = bind_plain(any, 3).unwrap();
+        let sockets = bind_per_thread(any, 3).unwrap();
         let addr = sockets[0].local_addr().unwrap();
         assert_ne!(addr.port(), 0);
         assert_eq!(sockets.len(), 3);
@@ -577,12 +600,12 @@ mod tests {
             assert_eq!(s.local_addr().unwrap(), addr);
         }
         // Not shared with another group, nor with a plain listener.
-        let e = bind_plain(addr, 2).unwrap_err();
+        let e = bind_per_thread(addr, 2).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
-        let e = bind_plain(addr, 1).unwrap_err();
+        let e = bind_per_thread(addr, 1).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
         let plain = std::net::TcpListener::bind(any).unwrap();
-        let e = bind_plain(plain.local_addr().unwrap(), 2).unwrap_err();
+        let e = bind_per_thread(plain.local_addr().unwrap(), 2).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
 
         // Every connection is accepted by one of the sockets.
