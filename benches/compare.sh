@@ -63,6 +63,7 @@ LINKS=100000
 LATENCY_DURATION=10
 LATENCY_ROUNDS=3
 LATENCY_CONNECTIONS=auto
+LATENCY_RATE=
 RUN_LATENCY=1
 RUN_HTTPS=1
 BUILD=1
@@ -103,6 +104,8 @@ Compares clickstream against nginx serving the same redirects, with wrk, on 127.
   --latency-rounds N        rounds of the latency step (default $LATENCY_ROUNDS)
   --latency-connections N   the latency probe's connections, a thread each (default: one per 2,000
                             req/s of the rate, at least 4, so each sends a request every 0.5 ms)
+  --latency-rate N      also probe both clickstream-webhook and nginx-log at N req/s, in every
+                        latency round (to see the latency where the machine is less busy)
   --no-latency          skip the latency-at-half-peak step
   --no-https            skip the two HTTPS systems (nginx-https, clickstream-https)
   --no-build            do not run 'cargo build --release' first
@@ -131,6 +134,7 @@ parse_args() {
             --latency-duration) LATENCY_DURATION=${2:?}; shift ;;
             --latency-rounds) LATENCY_ROUNDS=${2:?}; shift ;;
             --latency-connections) LATENCY_CONNECTIONS=${2:?}; shift ;;
+            --latency-rate) LATENCY_RATE=${2:?}; shift ;;
             --no-latency) RUN_LATENCY=0 ;;
             --no-https) RUN_HTTPS=0 ;;
             --no-build) BUILD=0 ;;
@@ -152,6 +156,7 @@ parse_args() {
     ((CONNECTIONS >= THREADS)) || die "--connections must be at least --threads"
     [[ $LATENCY_CONNECTIONS == auto || $LATENCY_CONNECTIONS =~ ^[1-9][0-9]*$ ]] ||
         die "--latency-connections: a positive integer or 'auto'"
+    [[ -z $LATENCY_RATE || $LATENCY_RATE =~ ^[1-9][0-9]*$ ]] || die "--latency-rate must be a positive integer, not '$LATENCY_RATE'"
     ((PORT_BASE + 5 <= 65535)) || die "--port-base is too high"
     [[ $NGINX_WORKERS == auto || $NGINX_WORKERS =~ ^[1-9][0-9]*$ ]] || die "--nginx-workers: a number or 'auto'"
 
@@ -223,6 +228,20 @@ stop_process() {
 }
 
 # cpu_ticks PID: user + system clock ticks of PID and its children (nginx's workers).
+# machine_ticks: "busy total" clock ticks of all CPUs so far (/proc/stat; idle and iowait are not
+# busy, steal is left out of both).
+machine_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
+}
+
+# busy_percent BEFORE AFTER: the machine's busy share between two machine_ticks readings.
+busy_percent() {
+    local b0 t0 b1 t1
+    read -r b0 t0 <<<"$1"
+    read -r b1 t1 <<<"$2"
+    ((t1 > t0)) && echo $(((b1 - b0) * 100 / (t1 - t0))) || echo 0
+}
+
 cpu_ticks() {
     local total=0 pid stat fields
     for pid in "$1" $(pgrep -P "$1" || true); do
@@ -745,12 +764,15 @@ run_latency() {
         ticks=$(cpu_ticks "$CLICKSTREAM_PID")
     fi
     sed 's|^|/|' "$SLASHTAGS" >"$dir/paths.txt"
+    local machine_before
+    machine_before=$(machine_ticks)
     "$PACE" --addr "127.0.0.1:$port" --rate "$rate" --connections "$connections" \
         --duration "$LATENCY_DURATION" --paths "$dir/paths.txt" --host brand.link \
         -H 'User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1' \
         -H 'Accept-Language: en-US,en;q=0.9' -H 'Referer: https://t.co/' \
         >"$dir/pace.json" 2>"$dir/pace.err" || { cat "$dir/pace.err" >&2; die "the latency probe failed"; }
-    printf '%s\n%s\n%s\n%s\n%s\n' "$system" "$rate" "$label" "$round" "$connections" >"$dir/latency.meta"
+    printf '%s\n%s\n%s\n%s\n%s\n%s\n' "$system" "$rate" "$label" "$round" "$connections" \
+        "$(busy_percent "$machine_before" "$(machine_ticks)")" >"$dir/latency.meta"
     if [[ $system == nginx-log ]]; then
         stop_nginx "$dir"
     else
@@ -779,6 +801,10 @@ run_latency_step() {
             run_latency nginx-log "$cs_half" nginx-log-half-other "$round"
         elif ((ng_half < cs_half)); then
             run_latency clickstream-webhook "$ng_half" clickstream-webhook-half-other "$round"
+        fi
+        if [[ -n $LATENCY_RATE ]]; then
+            run_latency clickstream-webhook "$LATENCY_RATE" clickstream-webhook-fixed "$round"
+            run_latency nginx-log "$LATENCY_RATE" nginx-log-fixed "$round"
         fi
     done
 }
@@ -822,7 +848,7 @@ write_report() {
     python3 "$HELPERS/report.py" \
         --runs "$WORK_DIR/runs" --machine "$WORK_DIR/machine.env" \
         --command "$COMMAND_LINE" \
-        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS latency_duration=$LATENCY_DURATION latency_rounds=$LATENCY_ROUNDS latency_connections=$LATENCY_CONNECTIONS nginx_workers=$NGINX_WORKERS order=$(IFS=,; echo "${SYSTEMS[*]}")" \
+        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS latency_duration=$LATENCY_DURATION latency_rounds=$LATENCY_ROUNDS latency_connections=$LATENCY_CONNECTIONS latency_rate=${LATENCY_RATE:-none} nginx_workers=$NGINX_WORKERS order=$(IFS=,; echo "${SYSTEMS[*]}")" \
         --md "$RESULTS_DIR/latest.md" --svg "$RESULTS_DIR/latest.svg"
 }
 

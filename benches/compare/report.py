@@ -9,8 +9,8 @@
 including the ``WRK_JSON`` line printed by clicks.lua) and, for clickstream, ``counts.env``
 (redirects, events, events_after_stop, catchup_seconds) and ``metrics.txt`` (the admin
 ``/metrics`` page after the run); ``latency<N>-<label>/`` with the latency probe's
-``pace.json``, ``latency.meta`` (system, rate, label, round, connections) and, for clickstream,
-the same ``counts.env``. The HTTPS runs also hold ``tls.env`` (tls_protocol, tls_cipher: what a
+``pace.json``, ``latency.meta`` (system, rate, label, round, connections, the machine's busy
+percent during the probe) and, for clickstream, the same ``counts.env``. The HTTPS runs also hold ``tls.env`` (tls_protocol, tls_cipher: what a
 handshake before the load negotiated). The tables go to stdout, the Markdown and the SVG to the
 given paths. Exit status 0, also when a check failed: the warnings are in the
 output and in the report.
@@ -138,7 +138,7 @@ def load_runs(runs_dir):
 
 
 LATENCY_ORDER = ["clickstream-webhook-half-own", "nginx-log-half-own", "nginx-log-half-other",
-                 "clickstream-webhook-half-other"]
+                 "clickstream-webhook-half-other", "clickstream-webhook-fixed", "nginx-log-fixed"]
 
 
 def load_latency(runs_dir):
@@ -148,7 +148,9 @@ def load_latency(runs_dir):
         meta_path = os.path.join(run_dir, "latency.meta")
         if not os.path.exists(meta_path):
             continue
-        system, rate, label, rnd, connections = open(meta_path).read().split()
+        fields = open(meta_path).read().split()
+        system, rate, label, rnd, connections = fields[:5]
+        busy = int(fields[5]) if len(fields) > 5 else None
         r = json.load(open(os.path.join(run_dir, "pace.json")))
         results.append({
             "system": system, "target": int(rate), "label": label, "round": int(rnd), "connections": int(connections),
@@ -156,6 +158,7 @@ def load_latency(runs_dir):
             "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
             "p999_ms": r["p999_us"] / 1000, "max_ms": r["max_us"] / 1000,
             "errors": r["errors"],
+            "busy": busy,
             "delivery": delivery(run_dir),
         })
     results.sort(key=lambda x: (LATENCY_ORDER.index(x["label"]) if x["label"] in LATENCY_ORDER else 9, x["round"]))
@@ -168,6 +171,12 @@ def fmt_rps(v):
 
 def fmt_cpu(us):
     return "-" if us is None else f"{us:.1f}"
+
+
+def fmt_busy(values):
+    """Median busy share of the machine over a label's latency runs (load generator included)."""
+    known = [v for v in values if v is not None]
+    return f"{statistics.median(known):.0f}" if known else "-"
 
 
 def fmt_ratio(a, b):
@@ -289,18 +298,21 @@ def build_tables(runs, latency, summary):
                          fmt_rps(med["rps"]),
                          f"{med['p50_ms']:.2f}", f"{med['p90_ms']:.2f}", f"{med['p99_ms']:.2f}", f"{med['p999_ms']:.2f}",
                          ", ".join(f"{lat['p99_ms']:.2f}" for lat in runs_of),
+                         fmt_busy([lat["busy"] for lat in runs_of]),
                          sum(lat["errors"] for lat in runs_of)])
         n = max(lat["round"] for lat in latency)
-        tables.append((f"Latency at half of the peak (paced probe, {'1 run' if n == 1 else f'median of {n} runs'}, "
+        tables.append((f"Latency at half of the peak{' and at a set rate' if any(lat['label'].endswith('-fixed') for lat in latency) else ''} (paced probe, {'1 run' if n == 1 else f'median of {n} runs'}, "
                        "timed from when each request was due, keep-alive)",
                        ["system", "offered load", "req/s offered", "connections", "req/s answered", "p50 ms", "p90 ms", "p99 ms",
-                        "p99.9 ms", "p99 of each run", "errors"], rows))
+                        "p99.9 ms", "p99 of each run", "machine busy %", "errors"], rows))
     return tables
 
 
 def load_description(lat, latency):
     if lat["label"].endswith("-half-own"):
         return "half of its own peak"
+    if lat["label"].endswith("-fixed"):
+        return "a set rate (--latency-rate)"
     others = [o["system"] for o in latency if o["system"] != lat["system"]]
     return f"half of {others[0]}'s peak" if others else "half of the other's peak"
 
@@ -434,7 +446,9 @@ def markdown(tables, warns, machine, settings, command, runs, summary):
               "redirects are `clickstream_redirects_total{status=\"301\"}` from `/metrics` of a fresh process per "
               "run. Server CPU µs/req: user + system CPU time of the server's processes (nginx: master and workers; "
               "clickstream: the whole process, from the start of the load until delivery caught up, so enrichment, "
-              "spool and delivery included) divided by the requests wrk completed.", ""]
+              "spool and delivery included) divided by the requests wrk completed. Machine busy %: the share of "
+              "both CPUs not idle while the latency probe ran, the probe itself (a thread per connection, sleeping "
+              "until each request is due) included: near 100, requests wait for a CPU, whatever the server.", ""]
     if warns:
         lines += ["## Warnings", ""] + [f"- {w}" for w in warns] + [""]
     lines += ["![median requests per second](latest.svg)", ""]
