@@ -9,11 +9,12 @@
 //! runtime with its own epoll, timers and tasks, the way nginx's worker processes each serve
 //! their own connections. Each thread accepts on a socket of its own ([`bind_per_thread`]: one
 //! `SO_REUSEPORT` group per listener, socket `i` taking the connections whose handshake came in
-//! on CPU `i`), so a connection stays on the thread of the CPU that took its packets. On the
-//! shared multi-threaded runtime (where the admin listener and reloads run) a ready
-//! connection was often picked up by one worker while another was woken to look for work, and a
-//! connection's task moved between workers; dealt out in turn by one accept loop, each client's
-//! connections were spread over all the threads and every request woke a thread on another CPU.
+//! on CPU `i`), so a connection stays on the thread of the CPU that took its packets, unless
+//! that thread is far busier than another ([`pick_thread`]). On the shared multi-threaded
+//! runtime (where the admin listener and reloads run) a ready connection was often picked up by
+//! one worker while another was woken to look for work, and a connection's task moved between
+//! workers; dealt out in turn by one accept loop, each client's connections were spread over
+//! all the threads and every request woke a thread on another CPU.
 //!
 //! Limits and why they exist:
 //! - `max_connections`: a semaphore permit per open connection; at the limit each accept loop
@@ -43,7 +44,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -247,22 +248,23 @@ async fn serve_on_threads<F, Fut>(
     F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(max_connections));
     // Every connection task holds a sender; `recv` ends once all of them are gone.
     let (running, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
+    let shared = Arc::new(Accepting {
+        permits: Arc::new(Semaphore::new(max_connections)),
+        running,
+        metrics,
+        threads: threads.handles.clone(),
+        live: threads.handles.iter().map(|_| AtomicUsize::new(0)).collect(),
+    });
     let mut loops = Vec::new();
-    for (listener, thread) in listeners.into_iter().zip(threads.handles.iter().cycle()) {
-        let (metrics, permits, running, shutdown, serve) = (
-            metrics.clone(),
-            permits.clone(),
-            running.clone(),
-            shutdown.clone(),
-            serve.clone(),
-        );
-        loops.push(thread.spawn(async move {
+    for (own, listener) in listeners.into_iter().enumerate() {
+        let (shared, shutdown, serve) = (shared.clone(), shutdown.clone(), serve.clone());
+        let own = own % shared.threads.len();
+        loops.push(shared.threads[own].clone().spawn(async move {
             // Registered with the epoll of this thread, which serves what it accepts.
             match TcpListener::from_std(listener) {
-                Ok(listener) => accept_loop(&listener, &permits, &running, &metrics, shutdown, serve).await,
+                Ok(listener) => accept_loop(&listener, own, &shared, shutdown, serve).await,
                 Err(e) => tracing::error!(error = %e, "cannot register a listening socket"),
             }
         }));
@@ -270,24 +272,91 @@ async fn serve_on_threads<F, Fut>(
     for l in loops {
         let _ = l.await; // ends at shutdown; a panic there has been reported by the runtime
     }
-    drop(running);
+    drop(shared);
     if tokio::time::timeout(grace, all_ended.recv()).await.is_err() {
         tracing::warn!("connections still open after the {grace:?} grace period; closing them");
     }
 }
 
-/// The accept loop both listeners share: a permit per connection (the connection limit; see
-/// inside for the one connection a loop may hold over it) and a task per connection, spawned on the current runtime, running `serve` and holding a `running`
-/// sender until it ends; returns once `shutdown` turns true.
+/// What the accept loops of one listener share.
+struct Accepting {
+    /// The connection limit.
+    permits: Arc<Semaphore>,
+    /// Cloned into every connection task (see [`serve_on_threads`]).
+    running: tokio::sync::mpsc::Sender<()>,
+    metrics: Arc<Metrics>,
+    /// The serving threads' runtimes.
+    threads: Vec<tokio::runtime::Handle>,
+    /// Connections each serving thread serves.
+    live: Arc<[AtomicUsize]>,
+}
+
+/// How many more connections than the least busy serving thread a thread keeps at least before
+/// it hands new ones over ([`pick_thread`]). Large enough for a burst of connections from one
+/// client process to stay together: a load generator's thread opens its connections in one go,
+/// before its peers have opened theirs (with 8, wrk's 2 threads of 32 connections each were
+/// split up and the rate fell back to what dealing the connections out gave).
+const MOVE_SLACK: usize = 32;
+
+/// The serving thread for a connection that thread `own` accepted: its own, unless it serves
+/// more than a quarter (and at least [`MOVE_SLACK`]) more connections than the least busy
+/// thread, which then gets it. The kernel hands each thread the connections whose handshake came
+/// in on its CPU; where one CPU takes every packet (a network card with one queue, for
+/// instance), this keeps the other threads from standing idle, at the price of that locality.
+fn pick_thread(live: &[AtomicUsize], own: usize) -> usize {
+    let load = |i: usize| live[i].load(Ordering::Relaxed);
+    let least = (0..live.len()).min_by_key(|&i| load(i)).unwrap_or(own);
+    let (mine, fewest) = (load(own), load(least));
+    if mine > fewest + (fewest / 4).max(MOVE_SLACK) {
+        least
+    } else {
+        own
+    }
+}
+
+/// Held by a connection's task while it lives: counts the connection (the gauge and its
+/// thread's load), holds its permit and its `running` sender.
+struct Open {
+    metrics: Arc<Metrics>,
+    live: Arc<[AtomicUsize]>,
+    thread: usize,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _running: tokio::sync::mpsc::Sender<()>,
+}
+
+impl Open {
+    fn new(shared: &Accepting, thread: usize, permit: tokio::sync::OwnedSemaphorePermit) -> Open {
+        shared.metrics.connections.inc();
+        shared.live[thread].fetch_add(1, Ordering::Relaxed);
+        Open {
+            metrics: shared.metrics.clone(),
+            live: shared.live.clone(),
+            thread,
+            _permit: permit,
+            _running: shared.running.clone(),
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics.connections.dec();
+        self.live[self.thread].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The accept loop of one serving thread (`own`): a permit per connection (the connection
+/// limit; see inside for the one connection a loop may hold over it) and a task per connection
+/// running `serve`, on this thread or the one [`pick_thread`] names; returns once `shutdown`
+/// turns true.
 async fn accept_loop<F, Fut>(
     listener: &TcpListener,
-    permits: &Arc<Semaphore>,
-    running: &tokio::sync::mpsc::Sender<()>,
-    metrics: &Arc<Metrics>,
+    own: usize,
+    shared: &Accepting,
     mut shutdown: watch::Receiver<bool>,
     serve: F,
 ) where
-    F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
@@ -307,7 +376,7 @@ async fn accept_loop<F, Fut>(
         // a loop waiting in `accept` with a permit in hand would keep it from the one whose
         // socket got the connection. So each loop holds at most one connection over the limit.
         let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
+            p = shared.permits.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
@@ -315,15 +384,31 @@ async fn accept_loop<F, Fut>(
         };
         // Redirect responses are tiny: send them without waiting for more to batch.
         let _ = stream.set_nodelay(true); // an error here only costs latency
-        let connection = serve(stream, peer, shutdown.clone());
-        let metrics = metrics.clone();
-        let running = running.clone();
-        tokio::spawn(async move {
-            metrics.connections.inc();
-            connection.await;
-            metrics.connections.dec();
-            drop(permit);
-            drop(running);
+        let thread = pick_thread(&shared.live, own);
+        let open = Open::new(shared, thread, permit);
+        if thread == own {
+            let connection = serve(stream, peer, shutdown.clone());
+            tokio::spawn(async move {
+                connection.await;
+                drop(open);
+            });
+            continue;
+        }
+        // Registered again with the epoll of the thread that will serve it.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "cannot move the connection to another thread");
+                continue;
+            }
+        };
+        let (serve, shutdown) = (serve.clone(), shutdown.clone());
+        shared.threads[thread].spawn(async move {
+            match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream, peer, shutdown).await,
+                Err(e) => tracing::debug!(%peer, error = %e, "cannot move the connection to another thread"),
+            }
+            drop(open);
         });
     }
 }
@@ -588,6 +673,24 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_keeps_its_connections_unless_it_has_far_more_than_another() {
+        let live = |counts: &[usize]| counts.iter().map(|&n| AtomicUsize::new(n)).collect::<Vec<_>>();
+        assert_eq!(pick_thread(&live(&[0, 0]), 1), 1);
+        assert_eq!(pick_thread(&live(&[40, 32]), 0), 0);
+        assert_eq!(pick_thread(&live(&[32, 0]), 0), 0);
+        assert_eq!(pick_thread(&live(&[33, 0]), 0), 1);
+        assert_eq!(pick_thread(&live(&[998, 801, 799]), 0), 0);
+        assert_eq!(pick_thread(&live(&[999, 801, 799]), 0), 2);
+        // Every handshake on one CPU: the connections still end up spread.
+        let counts = live(&[0, 0, 0]);
+        for _ in 0..3000 {
+            counts[pick_thread(&counts, 0)].fetch_add(1, Ordering::Relaxed);
+        }
+        let served: Vec<usize> = counts.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        assert_eq!(served, [1154, 923, 923]);
+    }
 
     #[test]
     fn plain_sockets_share_one_port_and_a_taken_port_is_refused() {

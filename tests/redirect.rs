@@ -560,3 +560,37 @@ async fn prefetches_are_answered_but_not_clicks() {
     assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"prefetch\"}"), 1);
     assert_eq!(common::metric(&m, "clickstream_redirects_total{status=\"302\"}"), 2);
 }
+
+#[tokio::test]
+async fn many_connections_opened_at_once_are_all_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // More than the serving threads' slack: opened from one task, their handshakes mostly come in
+    // on one CPU, and some are then handed to another thread. Every one must be answered, twice
+    // (keep-alive), whichever thread serves it.
+    let t = start(LINKS, "").await;
+    let mut streams = Vec::new();
+    for _ in 0..100 {
+        streams.push(tokio::net::TcpStream::connect(t.node.addr).await.unwrap());
+    }
+    for round in 0..2 {
+        for s in &mut streams {
+            s.write_all(b"GET /spring-sale HTTP/1.1\r\nHost: brand.link\r\n\r\n")
+                .await
+                .unwrap();
+        }
+        for s in &mut streams {
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !answer.ends_with(b"\r\n\r\n") {
+                let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                    .await
+                    .expect("an answer within 5 s")
+                    .unwrap();
+                assert!(n > 0, "connection closed in round {round}");
+                answer.extend_from_slice(&buf[..n]);
+            }
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 301"), "{answer}");
+        }
+    }
+}
