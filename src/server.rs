@@ -182,8 +182,13 @@ pub fn bind_per_thread(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::T
     (0..n)
         .map(|i| {
             let s = socket(true)?;
+            // Best effort: without it (a kernel before 3.19) the group picks by a hash instead.
             #[cfg(target_os = "linux")]
-            s.set_cpu_affinity(i)?;
+            if let Err(e) = s.set_cpu_affinity(i) {
+                tracing::debug!(cpu = i, error = %e, "cannot set SO_INCOMING_CPU");
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = i;
             s.bind(&addr.into())?;
             s.listen(LISTEN_BACKLOG)?;
             Ok(s.into())
