@@ -63,3 +63,37 @@ pub mod server;
 pub mod sink;
 pub mod spool;
 pub mod tls;
+
+/// An error and its causes, `message: cause: cause`, leaving out a cause the text before already
+/// says (most of this crate's errors put their source in their own message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_chain_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let outer = crate::links::LinkTableError::Read {
+            path: "links.csv".into(),
+            source: io,
+        };
+        assert_eq!(
+            super::error_chain(&outer),
+            "links.csv: cannot read link table: no such file"
+        );
+        let wrapped = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write the spool");
+        assert_eq!(super::error_chain(&*wrapped), "cannot write the spool: disk full");
+    }
+}

@@ -119,7 +119,7 @@ fn main() -> ExitCode {
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", clickstream::error_chain(&*e));
                     match e.downcast_ref::<StartError>() {
                         Some(StartError::Links(_)) => ExitCode::from(EXIT_BAD_TABLE),
                         Some(StartError::Setup(_)) => ExitCode::from(EXIT_USAGE),

@@ -127,7 +127,7 @@ impl Sink for WebhookSink {
                 .header("webhook-signature", signature);
         }
         let response = request.body(body).send().await.map_err(|e| SendError::Retry {
-            reason: format!("{}: {}", self.config.url, error_chain(&e)),
+            reason: format!("{}: {}", self.config.url, crate::error_chain(&e)),
             after: None,
         })?;
         let retry_after = response
@@ -137,17 +137,6 @@ impl Sink for WebhookSink {
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         classify(response.status(), retry_after)
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
