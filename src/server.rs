@@ -140,9 +140,10 @@ impl ServingThreads {
     }
 }
 
-/// Binds the plain listener as `n` sockets on `addr`, one per serving thread, in one
-/// `SO_REUSEPORT` group; on Linux socket `i` also asks for the connections whose handshake the
-/// kernel handled on CPU `i` (`SO_INCOMING_CPU`, honoured by the group's choice since Linux 6.2).
+/// Binds a listener (the plain or the TLS one) as `n` sockets on `addr`, one per serving thread,
+/// in one `SO_REUSEPORT` group; on Linux socket `i` also asks for the connections whose
+/// handshake the kernel handled on CPU `i` (`SO_INCOMING_CPU`, honoured by the group's choice
+/// since Linux 6.2).
 ///
 /// Why: a connection then stays with the thread on the CPU that took its packets, as nginx's
 /// workers end up when they race for `accept`. Dealt out in turn, every client's connections
