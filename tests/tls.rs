@@ -309,3 +309,39 @@ async fn plain_http_redirects_to_https_but_serves_acme_challenges() {
         1
     );
 }
+
+#[tokio::test]
+async fn shutdown_closes_idle_tls_connections_without_waiting_out_the_grace_period() {
+    // Timeouts far beyond the 5 s grace: only the shutdown itself can close these connections
+    // early.
+    let s = setup("header_read_timeout = \"60s\"\nidle_timeout = \"60s\"").await;
+    let mut h1 = connect(s.tls, "a.test", client_config(&s.roots, &["http/1.1"])).await;
+    assert!(request(&mut h1, "a.test", "/x").await.starts_with("HTTP/1.1 301"));
+    let h2 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(s.roots[0].pem.as_bytes()).unwrap())
+        .resolve("a.test", s.tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = h2
+        .get(format!("https://a.test:{}/x", s.tls.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (301, reqwest::Version::HTTP_2));
+
+    let started = std::time::Instant::now();
+    s.t.node.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "shutdown took {took:?}, the grace period is 5 s"
+    );
+    // The idle HTTP/1.1 connection was closed by the server.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), h1.read(&mut buf))
+        .await
+        .expect("the connection is closed, not left open")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}
