@@ -142,8 +142,8 @@ impl ServingThreads {
 
 /// Binds a listener (the plain or the TLS one) as `n` sockets on `addr`, one per serving thread,
 /// in one `SO_REUSEPORT` group; on Linux socket `i` also asks for the connections whose
-/// handshake the kernel handled on CPU `i` (`SO_INCOMING_CPU`, honoured by the group's choice
-/// since Linux 6.2).
+/// handshake the kernel handled on the `i`-th CPU this process may run on (`SO_INCOMING_CPU`,
+/// honoured by the group's choice since Linux 6.2).
 ///
 /// Why: a connection then stays with the thread on the CPU that took its packets, as nginx's
 /// workers end up when they race for `accept`. Dealt out in turn, every client's connections
@@ -180,21 +180,54 @@ pub fn bind_per_thread(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::T
         return Ok(vec![probe.into()]);
     }
     drop(probe);
-    (0..n)
-        .map(|i| {
+    // The CPUs this process may run on, when there is one for each socket (a process confined to
+    // CPUs 4 and 5 takes the handshakes handled there); else CPUs 0 to n - 1.
+    let cpus = allowed_cpus()
+        .filter(|cpus| cpus.len() == n)
+        .unwrap_or_else(|| (0..n).collect());
+    cpus.into_iter()
+        .map(|cpu| {
             let s = socket(true)?;
             // Best effort: without it (a kernel before 3.19) the group picks by a hash instead.
             #[cfg(target_os = "linux")]
-            if let Err(e) = s.set_cpu_affinity(i) {
-                tracing::debug!(cpu = i, error = %e, "cannot set SO_INCOMING_CPU");
+            if let Err(e) = s.set_cpu_affinity(cpu) {
+                tracing::debug!(cpu, error = %e, "cannot set SO_INCOMING_CPU");
             }
             #[cfg(not(target_os = "linux"))]
-            let _ = i;
+            let _ = cpu;
             s.bind(&addr.into())?;
             s.listen(LISTEN_BACKLOG)?;
             Ok(s.into())
         })
         .collect()
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list` in `/proc/self/status`), `None` where
+/// that cannot be read. Read from the file rather than asked of the kernel (`sched_getaffinity`)
+/// because that call has no safe wrapper in the standard library.
+fn allowed_cpus() -> Option<Vec<usize>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    parse_cpu_list(list.trim())
+}
+
+/// `0-3,8,10-11` → `[0, 1, 2, 3, 8, 10, 11]`; `None` for anything else.
+fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (first, last): (usize, usize) = match part.split_once('-') {
+            Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+            None => {
+                let cpu = part.parse().ok()?;
+                (cpu, cpu)
+            }
+        };
+        if first > last || last - first > 65_536 {
+            return None;
+        }
+        cpus.extend(first..=last);
+    }
+    Some(cpus)
 }
 
 /// Pending connections per listening socket (tokio's default).
@@ -696,6 +729,20 @@ mod tests {
         }
         let served: Vec<usize> = counts.iter().map(|n| n.load(Ordering::Relaxed)).collect();
         assert_eq!(served, [1154, 923, 923]);
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list("0-1"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("4"), Some(vec![4]));
+        assert_eq!(parse_cpu_list("0-2,8,10-11"), Some(vec![0, 1, 2, 8, 10, 11]));
+        for bad in ["", "a", "3-1", "1-", "0-1,,2", "0-99999999"] {
+            assert_eq!(parse_cpu_list(bad), None, "{bad:?}");
+        }
+        // This process's own list, on Linux, has at least the CPU running this test.
+        if cfg!(target_os = "linux") {
+            assert!(!allowed_cpus().unwrap().is_empty());
+        }
     }
 
     #[test]
