@@ -156,7 +156,8 @@ parse_args() {
     ((CONNECTIONS >= THREADS)) || die "--connections must be at least --threads"
     [[ $LATENCY_CONNECTIONS == auto || $LATENCY_CONNECTIONS =~ ^[1-9][0-9]*$ ]] ||
         die "--latency-connections: a positive integer or 'auto'"
-    [[ -z $LATENCY_RATE || $LATENCY_RATE =~ ^[1-9][0-9]*$ ]] || die "--latency-rate must be a positive integer, not '$LATENCY_RATE'"
+    [[ -z $LATENCY_RATE || $LATENCY_RATE =~ ^[1-9][0-9]*$ ]] ||
+        die "--latency-rate must be a positive integer, not '$LATENCY_RATE'"
     ((PORT_BASE + 5 <= 65535)) || die "--port-base is too high"
     [[ $NGINX_WORKERS == auto || $NGINX_WORKERS =~ ^[1-9][0-9]*$ ]] || die "--nginx-workers: a number or 'auto'"
 
@@ -227,7 +228,6 @@ stop_process() {
     STARTED_PIDS=("${remaining[@]}")
 }
 
-# cpu_ticks PID: user + system clock ticks of PID and its children (nginx's workers).
 # machine_ticks: "busy total" clock ticks of all CPUs so far (/proc/stat; idle and iowait are not
 # busy, steal is left out of both).
 machine_ticks() {
@@ -242,6 +242,7 @@ busy_percent() {
     ((t1 > t0)) && echo $(((b1 - b0) * 100 / (t1 - t0))) || echo 0
 }
 
+# cpu_ticks PID: user + system clock ticks of PID and its children (nginx's workers).
 cpu_ticks() {
     local total=0 pid stat fields
     for pid in "$1" $(pgrep -P "$1" || true); do
