@@ -102,8 +102,8 @@ Compares clickstream against nginx serving the same redirects, with wrk, on 127.
   --links N             links in the table (default $LINKS)
   --latency-duration SEC    duration of each latency-at-half-peak run (default $LATENCY_DURATION)
   --latency-rounds N        rounds of the latency step (default $LATENCY_ROUNDS)
-  --latency-connections N   the latency probe's connections, a thread each (default: one per 2,000
-                            req/s of the rate, at least 4, so each sends a request every 0.5 ms)
+  --latency-connections N   the latency probe's connections, an even number (default: one per
+                            2,000 req/s of the rate, at least 4, so each sends a request every 0.5 ms)
   --latency-rate N      also probe both clickstream-webhook and nginx-log at N req/s, in every
                         latency round (to see the latency where the machine is less busy)
   --no-latency          skip the latency-at-half-peak step
@@ -154,8 +154,8 @@ parse_args() {
         [[ $value =~ ^[1-9][0-9]*$ ]] || die "--${flag//_/-} must be a positive integer, not '$value'"
     done
     ((CONNECTIONS >= THREADS)) || die "--connections must be at least --threads"
-    [[ $LATENCY_CONNECTIONS == auto || $LATENCY_CONNECTIONS =~ ^[1-9][0-9]*$ ]] ||
-        die "--latency-connections: a positive integer or 'auto'"
+    [[ $LATENCY_CONNECTIONS == auto || ($LATENCY_CONNECTIONS =~ ^[1-9][0-9]*$ && $((LATENCY_CONNECTIONS % 2)) == 0) ]] ||
+        die "--latency-connections: an even positive integer or 'auto', not '$LATENCY_CONNECTIONS'"
     [[ -z $LATENCY_RATE || $LATENCY_RATE =~ ^[1-9][0-9]*$ ]] ||
         die "--latency-rate must be a positive integer, not '$LATENCY_RATE'"
     ((PORT_BASE + 5 <= 65535)) || die "--port-base is too high"
@@ -748,11 +748,11 @@ run_latency() {
     local system=$1 rate=$2 label=$3 round=$4 port ticks=0 connections=$LATENCY_CONNECTIONS
     local dir="$WORK_DIR/runs/latency$round-$label"
     mkdir -p "$dir"
-    # Few threads (they share the cores with the server), but enough that a connection is idle
-    # most of the time: with a request every 0.5 ms and answers in about 0.15 ms, the probe's
-    # own connections do not queue.
+    # Enough connections that one is idle most of the time when its next request falls due:
+    # with a request every 0.5 ms and answers in about 0.15 ms, few wait behind another. An
+    # even number, shared by the probe's two threads.
     if [[ $connections == auto ]]; then
-        connections=$(((rate + 1999) / 2000))
+        connections=$(((rate + 3999) / 4000 * 2))
         ((connections >= 4)) || connections=4
     fi
     log "latency round $round: $system at $rate req/s, $connections connections, ${LATENCY_DURATION}s ($label)"
@@ -783,7 +783,8 @@ run_latency() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"      {r['ok']:,} answered, {r['errors']} errors, p50 {r['p50_us'] / 1000:.2f} ms, "
-      f"p99 {r['p99_us'] / 1000:.2f} ms, p99.9 {r['p999_us'] / 1000:.2f} ms")
+      f"p99 {r['p99_us'] / 1000:.2f} ms, p99.9 {r['p999_us'] / 1000:.2f} ms, "
+      f"probe late p99 {r['send_lag_p99_us'] / 1000:.2f} ms")
 EOF
 }
 

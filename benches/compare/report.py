@@ -157,6 +157,8 @@ def load_latency(runs_dir):
             "rps": r["ok"] / r["seconds"],
             "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
             "p999_ms": r["p999_us"] / 1000, "max_ms": r["max_us"] / 1000,
+            # Runs of the probe before it reported its own lateness have none.
+            "lag_ms": r["send_lag_p99_us"] / 1000 if "send_lag_p99_us" in r else None,
             "errors": r["errors"],
             "busy": busy,
             "delivery": delivery(run_dir),
@@ -171,6 +173,12 @@ def fmt_rps(v):
 
 def fmt_cpu(us):
     return "-" if us is None else f"{us:.1f}"
+
+
+def fmt_lag(values):
+    """Median over a label's latency runs of how late the probe sent its requests (p99)."""
+    known = [v for v in values if v is not None]
+    return f"{statistics.median(known):.2f}" if known else "-"
 
 
 def fmt_busy(values):
@@ -299,12 +307,13 @@ def build_tables(runs, latency, summary):
                          f"{med['p50_ms']:.2f}", f"{med['p90_ms']:.2f}", f"{med['p99_ms']:.2f}", f"{med['p999_ms']:.2f}",
                          ", ".join(f"{lat['p99_ms']:.2f}" for lat in runs_of),
                          fmt_busy([lat["busy"] for lat in runs_of]),
+                         fmt_lag([lat["lag_ms"] for lat in runs_of]),
                          sum(lat["errors"] for lat in runs_of)])
         n = max(lat["round"] for lat in latency)
         tables.append((f"Latency at half of the peak{' and at a set rate' if any(lat['label'].endswith('-fixed') for lat in latency) else ''} (paced probe, {'1 run' if n == 1 else f'median of {n} runs'}, "
                        "timed from when each request was due, keep-alive)",
                        ["system", "offered load", "req/s offered", "connections", "req/s answered", "p50 ms", "p90 ms", "p99 ms",
-                        "p99.9 ms", "p99 of each run", "machine busy %", "errors"], rows))
+                        "p99.9 ms", "p99 of each run", "machine busy %", "probe late p99 ms", "errors"], rows))
     return tables
 
 
@@ -447,8 +456,11 @@ def markdown(tables, warns, machine, settings, command, runs, summary):
               "run. Server CPU µs/req: user + system CPU time of the server's processes (nginx: master and workers; "
               "clickstream: the whole process, from the start of the load until delivery caught up, so enrichment, "
               "spool and delivery included) divided by the requests wrk completed. Machine busy %: the share of "
-              "both CPUs not idle while the latency probe ran, the probe itself (a thread per connection, sleeping "
-              "until each request is due) included: near 100, requests wait for a CPU, whatever the server.", ""]
+              "both CPUs not idle while the latency probe ran, the probe itself included: near 100, requests wait "
+              "for a CPU, whatever the server. The probe sends the requests that fall due in each 100 µs tick at "
+              "the tick's end and times each from its own due instant, so its latencies include that wait and "
+              "any lateness of the probe itself; probe late p99: how late it sent its requests after their tick "
+              "(waiting for a CPU).", ""]
     if warns:
         lines += ["## Warnings", ""] + [f"- {w}" for w in warns] + [""]
     lines += ["![median requests per second](latest.svg)", ""]
