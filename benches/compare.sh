@@ -30,7 +30,8 @@
 # load, waits for delivery to catch up, then checks that the events delivered equal the
 # redirects served (`clickstream_redirects_total`). Then the latency step, unless --no-latency:
 # the probe `benches/compare/pace.rs` sends requests on an even schedule at half of the median
-# peak and times each from the instant it was due, for clickstream-webhook and nginx-log (each at
+# peak and times each from the instant it was due (after a warm-up on the same schedule, left out
+# of the percentiles, as wrk2 leaves out its calibration), for clickstream-webhook and nginx-log (each at
 # half of its own peak, and the faster one also at half of the slower one's), alternating over
 # --latency-rounds. (oha -q, the usual choice, releases its requests in bursts on 1 ms timer
 # ticks, which sets the percentiles of any server at these rates; see pace.rs.)
@@ -61,6 +62,7 @@ CONNECTIONS=64
 THREADS=2
 LINKS=100000
 LATENCY_DURATION=10
+LATENCY_WARMUP=2
 LATENCY_ROUNDS=3
 LATENCY_CONNECTIONS=auto
 LATENCY_RATE=
@@ -100,7 +102,9 @@ Compares clickstream against nginx serving the same redirects, with wrk, on 127.
   --connections N       wrk connections (default $CONNECTIONS)
   --threads N           wrk threads (default $THREADS)
   --links N             links in the table (default $LINKS)
-  --latency-duration SEC    duration of each latency-at-half-peak run (default $LATENCY_DURATION)
+  --latency-duration SEC    measured duration of each latency-at-half-peak run (default $LATENCY_DURATION)
+  --latency-warmup SEC      load before it, on the same schedule, left out of the percentiles
+                            but for a p99 with it (default $LATENCY_WARMUP; 0 for none)
   --latency-rounds N        rounds of the latency step (default $LATENCY_ROUNDS)
   --latency-connections N   the latency probe's connections, an even number (default: one per
                             2,000 req/s of the rate, at least 4, so each sends a request every 0.5 ms)
@@ -132,6 +136,7 @@ parse_args() {
             --threads) THREADS=${2:?}; shift ;;
             --links) LINKS=${2:?}; shift ;;
             --latency-duration) LATENCY_DURATION=${2:?}; shift ;;
+            --latency-warmup) LATENCY_WARMUP=${2:?}; shift ;;
             --latency-rounds) LATENCY_ROUNDS=${2:?}; shift ;;
             --latency-connections) LATENCY_CONNECTIONS=${2:?}; shift ;;
             --latency-rate) LATENCY_RATE=${2:?}; shift ;;
@@ -153,6 +158,7 @@ parse_args() {
         flag=${name,,}
         [[ $value =~ ^[1-9][0-9]*$ ]] || die "--${flag//_/-} must be a positive integer, not '$value'"
     done
+    [[ $LATENCY_WARMUP =~ ^[0-9]+$ ]] || die "--latency-warmup must be a whole number of seconds, not '$LATENCY_WARMUP'"
     ((CONNECTIONS >= THREADS)) || die "--connections must be at least --threads"
     [[ $LATENCY_CONNECTIONS == auto || ($LATENCY_CONNECTIONS =~ ^[1-9][0-9]*$ && $((LATENCY_CONNECTIONS % 2)) == 0) ]] ||
         die "--latency-connections: an even positive integer or 'auto', not '$LATENCY_CONNECTIONS'"
@@ -755,7 +761,7 @@ run_latency() {
         connections=$(((rate + 3999) / 4000 * 2))
         ((connections >= 4)) || connections=4
     fi
-    log "latency round $round: $system at $rate req/s, $connections connections, ${LATENCY_DURATION}s ($label)"
+    log "latency round $round: $system at $rate req/s, $connections connections, ${LATENCY_WARMUP}s + ${LATENCY_DURATION}s ($label)"
     if [[ $system == nginx-log ]]; then
         port=$NGINX_PORT
         start_nginx "$dir" "access_log $dir/logs/access.log combined;"
@@ -768,7 +774,7 @@ run_latency() {
     local machine_before
     machine_before=$(machine_ticks)
     "$PACE" --addr "127.0.0.1:$port" --rate "$rate" --connections "$connections" \
-        --duration "$LATENCY_DURATION" --paths "$dir/paths.txt" --host brand.link \
+        --warmup "$LATENCY_WARMUP" --duration "$LATENCY_DURATION" --paths "$dir/paths.txt" --host brand.link \
         -H 'User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1' \
         -H 'Accept-Language: en-US,en;q=0.9' -H 'Referer: https://t.co/' \
         >"$dir/pace.json" 2>"$dir/pace.err" || { cat "$dir/pace.err" >&2; die "the latency probe failed"; }
@@ -784,7 +790,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"      {r['ok']:,} answered, {r['errors']} errors, p50 {r['p50_us'] / 1000:.2f} ms, "
       f"p99 {r['p99_us'] / 1000:.2f} ms, p99.9 {r['p999_us'] / 1000:.2f} ms, "
-      f"probe late p99 {r['send_lag_p99_us'] / 1000:.2f} ms")
+      f"probe late p99 {r['send_lag_p99_us'] / 1000:.2f} ms; p99 with the warm-up {r['p99_all_us'] / 1000:.2f} ms")
 EOF
 }
 
@@ -850,7 +856,7 @@ write_report() {
     python3 "$HELPERS/report.py" \
         --runs "$WORK_DIR/runs" --machine "$WORK_DIR/machine.env" \
         --command "$COMMAND_LINE" \
-        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS latency_duration=$LATENCY_DURATION latency_rounds=$LATENCY_ROUNDS latency_connections=$LATENCY_CONNECTIONS latency_rate=${LATENCY_RATE:-none} nginx_workers=$NGINX_WORKERS order=$(IFS=,; echo "${SYSTEMS[*]}")" \
+        --settings "duration=$DURATION rounds=$ROUNDS connections=$CONNECTIONS threads=$THREADS links=$LINKS latency_duration=$LATENCY_DURATION latency_warmup=$LATENCY_WARMUP latency_rounds=$LATENCY_ROUNDS latency_connections=$LATENCY_CONNECTIONS latency_rate=${LATENCY_RATE:-none} nginx_workers=$NGINX_WORKERS order=$(IFS=,; echo "${SYSTEMS[*]}")" \
         --md "$RESULTS_DIR/latest.md" --svg "$RESULTS_DIR/latest.svg"
 }
 

@@ -34,11 +34,16 @@
 //! (another status, a closed connection, no answer in 5 s) as an error; a connection that fails
 //! or is closed is opened again, its unanswered requests counted as errors. `--slow-log FILE`
 //! lists the requests slower than `--slow-us` (default 1000) as `due latency` lines in
-//! microseconds from the start, to see when the slow ones happened. Prints one JSON line:
+//! microseconds from the start, to see when the slow ones happened. `--warmup SEC` sends load on
+//! the same schedule before the measured `--duration` and leaves its latencies out, as wrk2
+//! leaves out its calibration: a server's first seconds (caches filling, the first click of each
+//! link) say little about its steady state. Prints one JSON line:
 //! `{"rate":R,"sent":N,"ok":N,"errors":E,"seconds":S,"p50_us":..,"p90_us":..,"p99_us":..,
-//! "p999_us":..,"max_us":..,"send_lag_p99_us":..,"send_lag_max_us":..}`, the last two how late
-//! the probe sent its requests after the end of their tick (waiting for a CPU; it is included
-//! in the latencies, as the tick is).
+//! "p999_us":..,"max_us":..,"send_lag_p99_us":..,"send_lag_max_us":..,"warmup_s":..,
+//! "p99_all_us":..}`: `ok`, the percentiles and `seconds` are of the measured part; the send
+//! lags, how late the probe sent its requests after the end of their tick (waiting for a CPU; it
+//! is included in the latencies, as the tick is); `p99_all_us`, the p99 with the warm-up's
+//! requests included; `sent` and `errors`, of the whole run.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -76,9 +81,13 @@ struct Args {
     /// Threads, each sending its share of the requests on its share of the connections.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     threads: u16,
-    /// Seconds of load.
+    /// Seconds of load measured, after --warmup.
     #[arg(long, default_value_t = 10.0, value_parser = positive)]
     duration: f64,
+    /// Seconds of load before the measured --duration, sent on the same schedule; their
+    /// latencies are left out of the percentiles but for `p99_all_us` (errors count throughout).
+    #[arg(long, default_value_t = 0.0, value_parser = not_negative)]
+    warmup: f64,
     /// File of request paths, one per line, each starting with `/`; taken in turn.
     #[arg(long)]
     paths: PathBuf,
@@ -107,8 +116,12 @@ struct Options {
     rate: f64,
     connections: usize,
     threads: usize,
-    /// Requests in the whole run: those due before the duration ends.
+    /// Requests in the whole run: those due before the warm-up and the duration end.
     requests: u64,
+    /// The warm-up, in nanoseconds: requests due before it are not measured.
+    warmup_ns: u64,
+    /// The measured part of the run, in seconds.
+    duration: f64,
     paths: Vec<String>,
     /// What follows a request's first line: `Host`, the `-H` headers and the blank line.
     head_rest: Vec<u8>,
@@ -133,8 +146,10 @@ impl Options {
 /// What one thread saw.
 #[derive(Default)]
 struct Tally {
-    /// Latency of every answered request, in microseconds.
+    /// Latency of every answered request after the warm-up, in microseconds.
     latencies: Vec<u32>,
+    /// Latency of every answered request of the warm-up.
+    warmup_latencies: Vec<u32>,
     /// How late each request was sent, in microseconds.
     lags: Vec<u32>,
     sent: u64,
@@ -213,6 +228,7 @@ fn main() {
             }
         };
         total.latencies.extend_from_slice(&tally.latencies);
+        total.warmup_latencies.extend_from_slice(&tally.warmup_latencies);
         total.lags.extend_from_slice(&tally.lags);
         total.sent += tally.sent;
         total.errors += tally.errors;
@@ -231,13 +247,16 @@ fn main() {
     if let Some(e) = &total.first_error {
         eprintln!("compare-pace: first error: {e}");
     }
-    let (latencies, lags) = (sorted(total.latencies), sorted(total.lags));
+    let mut all = total.warmup_latencies;
+    all.extend_from_slice(&total.latencies);
+    let (latencies, all, lags) = (sorted(total.latencies), sorted(all), sorted(total.lags));
     let report = serde_json::json!({
         "rate": options.rate,
         "sent": total.sent,
         "ok": latencies.len(),
         "errors": total.errors,
-        "seconds": options.requests as f64 / options.rate,
+        "seconds": options.duration,
+        "warmup_s": options.warmup_ns as f64 / 1e9,
         "p50_us": percentile(&latencies, 0.50),
         "p90_us": percentile(&latencies, 0.90),
         "p99_us": percentile(&latencies, 0.99),
@@ -245,6 +264,7 @@ fn main() {
         "max_us": latencies.last().copied().unwrap_or(0),
         "send_lag_p99_us": percentile(&lags, 0.99),
         "send_lag_max_us": lags.last().copied().unwrap_or(0),
+        "p99_all_us": percentile(&all, 0.99),
     });
     println!("{report}");
 }
@@ -308,8 +328,10 @@ fn run_thread(options: &Options, t: usize, start: u64, mut conns: Vec<Conn>) -> 
             request.extend_from_slice(&options.head_rest);
             let n = (next % options.connections as u64) as usize / options.threads;
             tally.sent += 1;
-            let late = now_ns().saturating_sub(start).saturating_sub(options.send_at(next));
-            tally.lags.push(micros(late));
+            if due >= options.warmup_ns {
+                let late = now_ns().saturating_sub(start).saturating_sub(options.send_at(next));
+                tally.lags.push(micros(late));
+            }
             send(options, &poll, &mut conns, n, due, &request, &mut tally);
             next += options.threads as u64;
         }
@@ -494,7 +516,11 @@ fn receive(
             continue;
         }
         let latency = micros(now.saturating_sub(due));
-        tally.latencies.push(latency);
+        if due >= options.warmup_ns {
+            tally.latencies.push(latency);
+        } else {
+            tally.warmup_latencies.push(latency);
+        }
         if latency > options.slow_us {
             tally.slow.push((due / 1000, latency));
         }
@@ -593,6 +619,13 @@ fn positive(v: &str) -> Result<f64, String> {
     }
 }
 
+fn not_negative(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("expected a number of 0 or more, not {v:?}")),
+    }
+}
+
 fn header_line(v: &str) -> Result<String, String> {
     if !v.contains(':') || v.contains('\r') || v.contains('\n') {
         return Err(format!("expected one 'Name: value' line, not {v:?}"));
@@ -625,10 +658,10 @@ fn options(args: Args) -> Result<Options, String> {
             args.connections, args.threads
         ));
     }
-    let requests = (args.duration * args.rate).ceil();
+    let requests = ((args.warmup + args.duration) * args.rate).ceil();
     if requests > 1e9 {
         return Err(format!(
-            "--rate times --duration is {requests} requests, over a billion"
+            "--rate times --warmup and --duration is {requests} requests, over a billion"
         ));
     }
     let mut head_rest = format!("Host: {}\r\n", args.host).into_bytes();
@@ -643,6 +676,8 @@ fn options(args: Args) -> Result<Options, String> {
         connections: usize::from(args.connections),
         threads: usize::from(args.threads),
         requests: requests as u64,
+        warmup_ns: (args.warmup * 1e9) as u64,
+        duration: args.duration,
         paths,
         head_rest,
         slow_log: args.slow_log,
@@ -662,6 +697,8 @@ mod tests {
             connections: 4,
             threads: 2,
             requests: 100,
+            warmup_ns: 0,
+            duration: 1.0,
             paths: vec!["/a".into()],
             head_rest: b"\r\n".to_vec(),
             slow_log: None,

@@ -159,6 +159,8 @@ def load_latency(runs_dir):
             "p999_ms": r["p999_us"] / 1000, "max_ms": r["max_us"] / 1000,
             # Runs of the probe before it reported its own lateness have none.
             "lag_ms": r["send_lag_p99_us"] / 1000 if "send_lag_p99_us" in r else None,
+            # The p99 with the warm-up's requests (runs without a warm-up: the p99 itself).
+            "p99_all_ms": r.get("p99_all_us", r["p99_us"]) / 1000,
             "errors": r["errors"],
             "busy": busy,
             "delivery": delivery(run_dir),
@@ -301,11 +303,13 @@ def build_tables(runs, latency, summary):
         for label in labels:
             runs_of = [lat for lat in latency if lat["label"] == label]
             first = runs_of[0]
-            med = {k: statistics.median(lat[k] for lat in runs_of) for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms")}
+            med = {k: statistics.median(lat[k] for lat in runs_of)
+                   for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "p99_all_ms")}
             rows.append([first["system"], load_description(first, latency), fmt_rps(first["target"]), first["connections"],
                          fmt_rps(med["rps"]),
                          f"{med['p50_ms']:.2f}", f"{med['p90_ms']:.2f}", f"{med['p99_ms']:.2f}", f"{med['p999_ms']:.2f}",
                          ", ".join(f"{lat['p99_ms']:.2f}" for lat in runs_of),
+                         f"{med['p99_all_ms']:.2f}",
                          fmt_busy([lat["busy"] for lat in runs_of]),
                          fmt_lag([lat["lag_ms"] for lat in runs_of]),
                          sum(lat["errors"] for lat in runs_of)])
@@ -313,7 +317,8 @@ def build_tables(runs, latency, summary):
         tables.append((f"Latency at half of the peak{' and at a set rate' if any(lat['label'].endswith('-fixed') for lat in latency) else ''} (paced probe, {'1 run' if n == 1 else f'median of {n} runs'}, "
                        "timed from when each request was due, keep-alive)",
                        ["system", "offered load", "req/s offered", "connections", "req/s answered", "p50 ms", "p90 ms", "p99 ms",
-                        "p99.9 ms", "p99 of each run", "machine busy %", "probe late p99 ms", "errors"], rows))
+                        "p99.9 ms", "p99 of each run", "p99 with the warm-up ms", "machine busy %", "probe late p99 ms",
+                        "errors"], rows))
     return tables
 
 
@@ -460,7 +465,10 @@ def markdown(tables, warns, machine, settings, command, runs, summary):
               "for a CPU, whatever the server. The probe sends the requests that fall due in each 100 µs tick at "
               "the tick's end and times each from its own due instant, so its latencies include that wait and "
               "any lateness of the probe itself; probe late p99: how late it sent its requests after their tick "
-              "(waiting for a CPU).", ""]
+              "(waiting for a CPU). Each latency run sends "
+              f"{settings.get('latency_warmup', '0')} s of warm-up on the same schedule before its measured "
+              f"{settings.get('latency_duration', '?')} s; the percentiles leave the warm-up's requests out, but for "
+              "the p99 with the warm-up (the whole run's).", ""]
     if warns:
         lines += ["## Warnings", ""] + [f"- {w}" for w in warns] + [""]
     lines += ["![median requests per second](latest.svg)", ""]
