@@ -738,4 +738,90 @@ mod tests {
         assert!(parse_answer(b"HTTP/1.1 301 Moved\r\nContent-Length: x\r\n\r\n").is_err());
         assert!(parse_answer(b"garbage\r\n\r\n").is_err());
     }
+
+    /// A server on 127.0.0.1:0 that answers every request it reads with `answer`, on a thread
+    /// per connection; with `close`, it closes each connection after its first answer.
+    fn server(answer: &'static [u8], close: bool) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                std::thread::spawn(move || {
+                    let mut pending = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        pending.extend_from_slice(&buf[..n]);
+                        // Answer each whole request (pipelined ones too).
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            if stream.write_all(answer).is_err() || close {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Runs one probe thread over 2 connections, 200 requests at 4,000 req/s.
+    fn probe(addr: SocketAddr) -> Tally {
+        let options = Options {
+            addr,
+            connections: 2,
+            threads: 1,
+            requests: 200,
+            head_rest: b"Host: brand.link\r\n\r\n".to_vec(),
+            ..options(4_000.0, 100)
+        };
+        let conns = (0..2)
+            .map(|_| Conn {
+                stream: connect(&options),
+                waiting: VecDeque::new(),
+                input: Vec::new(),
+                output: Vec::new(),
+            })
+            .collect();
+        run_thread(&options, 0, now_ns(), conns).unwrap()
+    }
+
+    #[test]
+    fn every_request_is_sent_and_its_answer_timed() {
+        let addr = server(
+            b"HTTP/1.1 301 Moved Permanently\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        );
+        let tally = probe(addr);
+        assert_eq!((tally.sent, tally.errors, tally.latencies.len()), (200, 0, 200));
+        assert_eq!(tally.lags.len(), 200);
+        assert!(tally.first_error.is_none());
+    }
+
+    #[test]
+    fn connections_the_server_closes_are_opened_again() {
+        let addr = server(
+            b"HTTP/1.1 302 Found\r\nLocation: /x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            true,
+        );
+        let tally = probe(addr);
+        assert_eq!(tally.sent, 200);
+        assert_eq!(tally.errors + tally.latencies.len() as u64, 200);
+        // A request written before the probe saw the close is lost with the connection (an
+        // error); without the reconnection every request after the first two would be.
+        assert!(tally.latencies.len() >= 150, "{} answered", tally.latencies.len());
+    }
+
+    #[test]
+    fn answers_other_than_redirects_are_errors() {
+        let addr = server(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false);
+        let tally = probe(addr);
+        assert_eq!((tally.sent, tally.errors, tally.latencies.len()), (200, 200, 0));
+        assert!(tally.first_error.unwrap().contains("status 404"));
+    }
 }
