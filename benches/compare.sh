@@ -30,10 +30,10 @@
 # load, waits for delivery to catch up, then checks that the events delivered equal the
 # redirects served (`clickstream_redirects_total`). Then the latency step, unless --no-latency:
 # the probe `benches/compare/pace.rs` sends requests on an even schedule at half of the median
-# peak and times each from the instant it was due (after a warm-up on the same schedule, left out
-# of the percentiles, as wrk2 leaves out its calibration), for clickstream-webhook and nginx-log (each at
-# half of its own peak, and the faster one also at half of the slower one's), alternating over
-# --latency-rounds. (oha -q, the usual choice, releases its requests in bursts on 1 ms timer
+# peak and times each from the instant it was due (after a warm-up on the same schedule, left
+# out of the percentiles, as wrk2 leaves out its calibration), for clickstream-webhook and
+# nginx-log (each at half of its own peak, and the faster one also at half of the slower one's),
+# alternating over --latency-rounds. (oha -q, the usual choice, releases its requests in bursts on 1 ms timer
 # ticks, which sets the percentiles of any server at these rates; see pace.rs.)
 #
 # Installs what is missing: nginx and wrk from Debian packages. Builds clickstream, the webhook
