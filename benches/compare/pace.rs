@@ -181,6 +181,18 @@ struct Conn {
     output: Vec<u8>,
 }
 
+impl Conn {
+    /// A new connection to the server (or none, if it cannot be opened).
+    fn open(options: &Options) -> Conn {
+        Conn {
+            stream: connect(options),
+            waiting: VecDeque::new(),
+            input: Vec::new(),
+            output: Vec::new(),
+        }
+    }
+}
+
 fn main() {
     let options = match options(Args::parse()) {
         Ok(options) => options,
@@ -201,12 +213,7 @@ fn main() {
                 .spawn(move || {
                     let conns = (t..options.connections)
                         .step_by(options.threads)
-                        .map(|_| Conn {
-                            stream: connect(&options),
-                            waiting: VecDeque::new(),
-                            input: Vec::new(),
-                            output: Vec::new(),
-                        })
+                        .map(|_| Conn::open(&options))
                         .collect();
                     barrier.wait();
                     let start = *start_at.get().expect("the start is set before the barrier opens");
@@ -780,14 +787,7 @@ mod tests {
             head_rest: b"Host: brand.link\r\n\r\n".to_vec(),
             ..options(4_000.0, 100)
         };
-        let conns = (0..2)
-            .map(|_| Conn {
-                stream: connect(&options),
-                waiting: VecDeque::new(),
-                input: Vec::new(),
-                output: Vec::new(),
-            })
-            .collect();
+        let conns = (0..2).map(|_| Conn::open(&options)).collect();
         run_thread(&options, 0, now_ns(), conns).unwrap()
     }
 
