@@ -313,7 +313,7 @@ fn run_thread(options: &Options, t: usize, start: u64, mut conns: Vec<Conn>) -> 
         .map_err(|e| os("epoll_ctl", e))?;
     for (n, conn) in conns.iter().enumerate() {
         if let Some(stream) = &conn.stream {
-            watch(&poll, stream, n, false).map_err(|e| os("epoll_ctl", e))?;
+            watch(&poll, stream, n).map_err(|e| os("epoll_ctl", e))?;
         }
     }
     let mut tally = Tally::default();
@@ -402,18 +402,15 @@ fn run_thread(options: &Options, t: usize, start: u64, mut conns: Vec<Conn>) -> 
     }
 }
 
-/// Registers connection `n`'s socket, for reading and, while requests wait to be written, writing.
-fn watch(poll: &OwnedFd, stream: &TcpStream, n: usize, add_out: bool) -> rustix::io::Result<()> {
-    let flags = if add_out {
-        epoll::EventFlags::IN | epoll::EventFlags::OUT
-    } else {
-        epoll::EventFlags::IN
-    };
-    epoll::add(poll, stream, epoll::EventData::new_u64(n as u64), flags)
+/// Registers connection `n`'s socket for reading.
+fn watch(poll: &OwnedFd, stream: &TcpStream, n: usize) -> rustix::io::Result<()> {
+    epoll::add(poll, stream, epoll::EventData::new_u64(n as u64), epoll::EventFlags::IN)
 }
 
-fn rewatch(poll: &OwnedFd, stream: &TcpStream, n: usize, add_out: bool) {
-    let flags = if add_out {
+/// Watches connection `n`'s socket for writing as well as reading while requests wait to be
+/// written (`writing`), and for reading only once they are.
+fn rewatch(poll: &OwnedFd, stream: &TcpStream, n: usize, writing: bool) {
+    let flags = if writing {
         epoll::EventFlags::IN | epoll::EventFlags::OUT
     } else {
         epoll::EventFlags::IN
@@ -608,7 +605,7 @@ fn reconnect(options: &Options, poll: &OwnedFd, conns: &mut [Conn], n: usize) {
     conn.waiting.clear();
     conn.input.clear();
     conn.output.clear();
-    conn.stream = connect(options).filter(|stream| watch(poll, stream, n, false).is_ok());
+    conn.stream = connect(options).filter(|stream| watch(poll, stream, n).is_ok());
 }
 
 /// Opens a non-blocking connection; `None` when it cannot (its requests then count as errors).
