@@ -33,7 +33,7 @@ impl Sink for FileSink {
     async fn send(&self, batch: &Batch) -> Result<(), SendError> {
         let path = self.path_for(batch);
         let dir = self.dir.clone();
-        let body = batch.ndjson();
+        let body = batch.ndjson().to_vec();
         let result = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
             let mut f = OpenOptions::new().create(true).append(true).open(&path)?;

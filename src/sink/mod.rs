@@ -39,6 +39,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A batch of events for one destination, all in one UTC hour.
+///
+/// The events lie in one buffer as NDJSON (each followed by `\n`), the form the file and S3
+/// sinks write, copied there straight from the spool reader's buffer: no allocation per event.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Sequence of the first event.
@@ -47,27 +50,80 @@ pub struct Batch {
     pub last_seq: u64,
     /// Hours since the Unix epoch of the events' click time.
     pub hour: i64,
-    /// The events, one JSON object each.
-    pub events: Vec<Vec<u8>>,
-    /// Sum of the events' lengths.
-    pub bytes: usize,
+    /// The events, each followed by `\n`.
+    data: Vec<u8>,
+    /// Where each event's `\n` is in `data`.
+    ends: Vec<usize>,
 }
 
 impl Batch {
+    /// An empty batch starting at `first_seq`, in the hour of `time_micros`.
+    pub fn new(first_seq: u64, time_micros: i64) -> Batch {
+        Batch {
+            first_seq,
+            last_seq: first_seq,
+            hour: time_micros.div_euclid(MICROS_PER_HOUR),
+            data: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// A batch of the given events (sequences `first_seq..`), in the hour of `time_micros`.
+    pub fn of<'a>(first_seq: u64, time_micros: i64, events: impl IntoIterator<Item = &'a [u8]>) -> Batch {
+        let mut b = Batch::new(first_seq, time_micros);
+        for (seq, e) in (first_seq..).zip(events) {
+            b.push(seq, e);
+        }
+        b
+    }
+
+    /// Adds the event with sequence `seq` (one JSON object, no newline in it).
+    pub fn push(&mut self, seq: u64, json: &[u8]) {
+        if self.data.is_empty() {
+            // A batch is usually filled to its limit: one allocation for the usual size.
+            self.data.reserve(json.len().saturating_mul(64).min(1 << 20));
+        }
+        self.data.extend_from_slice(json);
+        self.ends.push(self.data.len());
+        self.data.push(b'\n');
+        self.last_seq = seq;
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True without events.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Sum of the events' lengths (without the newlines).
+    pub fn bytes(&self) -> usize {
+        self.data.len() - self.ends.len()
+    }
+
+    /// The events, one JSON object each.
+    pub fn events(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|e| e + 1));
+        starts.zip(&self.ends).map(|(start, &end)| &self.data[start..end])
+    }
+
+    /// The batch's events as NDJSON (one event per line), as they are held.
+    pub fn ndjson(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Where each event's newline is in [`Batch::ndjson`].
+    pub fn newlines(&self) -> &[usize] {
+        &self.ends
+    }
+
     /// `{node}-{spool id}-{first}-{last}`-style identity of the batch, stable across retries and
     /// restarts.
     pub fn id(&self, spool_id: &str) -> String {
         format!("{spool_id}-{}-{}", self.first_seq, self.last_seq)
-    }
-
-    /// The batch's events as NDJSON (one event per line).
-    pub fn ndjson(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes + self.events.len());
-        for e in &self.events {
-            out.extend_from_slice(e);
-            out.push(b'\n');
-        }
-        out
     }
 
     /// `YYYY-MM-DD` and `HH` of the batch's hour (UTC).
@@ -80,21 +136,26 @@ impl Batch {
     }
 
     fn split(&self) -> (Batch, Batch) {
-        let mid = self.events.len() / 2;
-        let (a, b) = self.events.split_at(mid);
-        let part = |events: &[Vec<u8>], first: u64| Batch {
+        let mid = self.len() / 2;
+        let cut = self.ends[mid - 1] + 1;
+        let part = |data: &[u8], ends: Vec<usize>, first: u64, last: u64| Batch {
             first_seq: first,
-            last_seq: first + events.len() as u64 - 1,
+            last_seq: last,
             hour: self.hour,
-            bytes: events.iter().map(Vec::len).sum(),
-            events: events.to_vec(),
+            data: data.to_vec(),
+            ends,
         };
         // Sequence numbers of a filtered batch are not contiguous; the halves keep the outer
         // bounds so that their ids stay distinct and stable.
-        let mut left = part(a, self.first_seq);
-        let mut right = part(b, self.first_seq + mid as u64);
-        left.last_seq = left.last_seq.min(self.last_seq);
-        right.last_seq = self.last_seq;
+        let left_last = (self.first_seq + mid as u64 - 1).min(self.last_seq);
+        let left = part(&self.data[..cut], self.ends[..mid].to_vec(), self.first_seq, left_last);
+        let right_ends = self.ends[mid..].iter().map(|e| e - cut).collect();
+        let right = part(
+            &self.data[cut..],
+            right_ends,
+            self.first_seq + mid as u64,
+            self.last_seq,
+        );
         (left, right)
     }
 }
@@ -360,13 +421,13 @@ impl<S: Sink> Driver<S> {
                 }
                 match self.sink.send(&part).await {
                     Ok(()) => {
-                        self.ctx.metrics.delivered.add(part.events.len() as u64);
+                        self.ctx.metrics.delivered.add(part.len() as u64);
                         self.ctx.metrics.last_success_unix.set(unix_now());
                         self.backoff.reset();
                         break;
                     }
-                    Err(SendError::TooLarge { reason }) if part.events.len() > 1 => {
-                        tracing::info!(sink = %self.ctx.name, events = part.events.len(), %reason, "batch too large; splitting it");
+                    Err(SendError::TooLarge { reason }) if part.len() > 1 => {
+                        tracing::info!(sink = %self.ctx.name, events = part.len(), %reason, "batch too large; splitting it");
                         let (a, b) = part.split();
                         queue.push(b);
                         queue.push(a);
@@ -425,18 +486,17 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn hour_of(r: &Record) -> i64 {
-    r.time_micros.div_euclid(MICROS_PER_HOUR)
-}
-
 /// Reads exactly the events of a replayed batch (`first..=last`).
 fn fill_exact(r: &mut Reading, (first, last): (u64, u64)) -> Option<Batch> {
     r.carry = None;
     r.reader.seek_seq(first);
     let mut batch: Option<Batch> = None;
     loop {
-        match r.reader.next(last) {
-            Ok(Some(rec)) => push(&mut batch, rec),
+        match r
+            .reader
+            .next_with(last, |rec| push(&mut batch, rec.seq, rec.time_micros, rec.json))
+        {
+            Ok(Some(())) => {}
             Ok(None) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a pending batch from the spool; skipping it");
@@ -460,60 +520,64 @@ fn top_up(
     (max_events, max_bytes): (usize, usize),
     durable: u64,
 ) -> (Option<Batch>, bool) {
+    // Whether an event of this time and length may join the batch.
+    let fits = |batch: &Option<Batch>, time_micros: i64, len: usize| {
+        batch
+            .as_ref()
+            .is_none_or(|b| time_micros.div_euclid(MICROS_PER_HOUR) == b.hour && b.bytes() + len <= max_bytes)
+    };
     loop {
-        if batch.as_ref().is_some_and(|b| b.events.len() >= max_events) {
+        if batch.as_ref().is_some_and(|b| b.len() >= max_events) {
             return (batch, true);
+        }
+        if let Some((rec, before)) = r.carry.take() {
+            if !fits(&batch, rec.time_micros, rec.json.len()) {
+                r.carry = Some((rec, before));
+                return (batch, true);
+            }
+            push(&mut batch, rec.seq, rec.time_micros, &rec.json);
+            continue;
         }
         let before = r.reader.position();
-        let (rec, before) = match r.carry.take() {
-            Some(carried) => carried,
-            None => match r.reader.next(durable) {
-                Ok(Some(rec)) => (rec, before),
-                Ok(None) => return (batch, false),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the spool; will retry");
-                    return (batch, false);
-                }
-            },
-        };
-        if let Some(b) = &batch
-            && (hour_of(&rec) != b.hour || b.bytes + rec.json.len() > max_bytes)
-        {
-            r.carry = Some((rec, before));
-            return (batch, true);
+        let carry = &mut r.carry;
+        // The event is copied from the reader's buffer into the batch, or kept for the next
+        // batch when it does not fit this one (then the batch is closed).
+        let read = r.reader.next_with(durable, |rec| {
+            if fits(&batch, rec.time_micros, rec.json.len()) {
+                push(&mut batch, rec.seq, rec.time_micros, rec.json);
+                false
+            } else {
+                *carry = Some((rec.to_record(), before));
+                true
+            }
+        });
+        match read {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => return (batch, true),
+            Ok(None) => return (batch, false),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the spool; will retry");
+                return (batch, false);
+            }
         }
-        push(&mut batch, rec);
     }
 }
 
-fn push(batch: &mut Option<Batch>, rec: Record) {
-    match batch {
-        Some(b) => {
-            b.last_seq = rec.seq;
-            b.bytes += rec.json.len();
-            b.events.push(rec.json);
-        }
-        None => {
-            *batch = Some(Batch {
-                first_seq: rec.seq,
-                last_seq: rec.seq,
-                hour: hour_of(&rec),
-                bytes: rec.json.len(),
-                events: vec![rec.json],
-            });
-        }
-    }
+fn push(batch: &mut Option<Batch>, seq: u64, time_micros: i64, json: &[u8]) {
+    batch
+        .get_or_insert_with(|| Batch::new(seq, time_micros))
+        .push(seq, json);
 }
 
 /// Appends a rejected batch to `dead-letter/<sink>.ndjson` beside the spool, and counts it.
 fn dead_letter(ctx: &DriverContext, batch: &Batch, reason: &str) {
-    ctx.metrics.rejected.add(batch.events.len() as u64);
+    ctx.metrics.rejected.add(batch.len() as u64);
     let dir: PathBuf = ctx.spool.dir().join("dead-letter");
     let path = dir.join(format!("{}.ndjson", ctx.name));
-    tracing::warn!(sink = %ctx.name, events = batch.events.len(), %reason, file = %path.display(), "destination rejected a batch; written to the dead-letter file");
+    tracing::warn!(sink = %ctx.name, events = batch.len(), %reason, file = %path.display(), "destination rejected a batch; written to the dead-letter file");
     let result = std::fs::create_dir_all(&dir).and_then(|_| {
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        f.write_all(&batch.ndjson())?;
+        f.write_all(batch.ndjson())?;
         f.sync_data()
     });
     if let Err(e) = result {
@@ -548,17 +612,20 @@ mod tests {
 
     #[test]
     fn batches_split_and_name_their_hour() {
-        let b = Batch {
-            first_seq: 10,
-            last_seq: 13,
-            hour: 1_562_076_426 / 3600,
-            events: vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"4".to_vec()],
-            bytes: 4,
-        };
+        let events: [&[u8]; 5] = [b"1", b"22", b"333", b"4", b"{}"];
+        let b = Batch::of(10, 1_562_076_426_000_000, events);
         assert_eq!(b.date_hour(), ("2019-07-02".to_string(), "14".to_string()));
-        assert_eq!(b.ndjson(), b"1\n2\n3\n4\n");
+        assert_eq!(b.ndjson(), b"1\n22\n333\n4\n{}\n");
+        assert_eq!((b.first_seq, b.last_seq, b.len(), b.bytes()), (10, 14, 5, 9));
+        assert_eq!(b.events().collect::<Vec<_>>(), events);
         let (l, r) = b.split();
-        assert_eq!((l.first_seq, l.last_seq, l.events.len()), (10, 11, 2));
-        assert_eq!((r.first_seq, r.last_seq, r.events.len()), (12, 13, 2));
+        assert_eq!((l.first_seq, l.last_seq, l.len(), l.bytes()), (10, 11, 2, 3));
+        assert_eq!((r.first_seq, r.last_seq, r.len(), r.bytes()), (12, 14, 3, 6));
+        assert_eq!(l.events().collect::<Vec<_>>(), &events[..2]);
+        assert_eq!(r.events().collect::<Vec<_>>(), &events[2..]);
+        assert_eq!(r.ndjson(), b"333\n4\n{}\n");
+        let (rl, rr) = r.split();
+        assert_eq!(rl.events().collect::<Vec<_>>(), &events[2..3]);
+        assert_eq!(rr.events().collect::<Vec<_>>(), &events[3..]);
     }
 }

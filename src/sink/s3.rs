@@ -73,11 +73,8 @@ pub fn object_key(prefix: &str, node_id: &str, spool_id: &str, batch: &Batch) ->
 
 /// Gzips a batch's NDJSON.
 pub fn gzip(batch: &Batch) -> std::io::Result<Vec<u8>> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(batch.bytes / 4 + 64), Compression::default());
-    for e in &batch.events {
-        enc.write_all(e)?;
-        enc.write_all(b"\n")?;
-    }
+    let mut enc = GzEncoder::new(Vec::with_capacity(batch.bytes() / 4 + 64), Compression::default());
+    enc.write_all(batch.ndjson())?;
     enc.finish()
 }
 
@@ -122,13 +119,8 @@ mod tests {
 
     #[test]
     fn keys_follow_the_documented_layout() {
-        let b = Batch {
-            first_seq: 17,
-            last_seq: 42,
-            hour: 1_562_076_426 / 3600,
-            events: vec![b"{}".to_vec()],
-            bytes: 2,
-        };
+        let mut b = Batch::of(17, 1_562_076_426_000_000, [&b"{}"[..]]);
+        b.last_seq = 42;
         assert_eq!(
             object_key("clicks/v1", "edge-1", "0a1b2c3d", &b),
             "clicks/v1/dt=2019-07-02/hour=14/edge-1-0a1b2c3d-17-42.ndjson.gz"
@@ -142,13 +134,7 @@ mod tests {
     #[test]
     fn gzip_round_trips() {
         use std::io::Read;
-        let b = Batch {
-            first_seq: 1,
-            last_seq: 2,
-            hour: 0,
-            events: vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()],
-            bytes: 14,
-        };
+        let b = Batch::of(1, 0, [&b"{\"a\":1}"[..], b"{\"b\":2}"]);
         let mut out = String::new();
         flate2::read::GzDecoder::new(&gzip(&b).unwrap()[..])
             .read_to_string(&mut out)

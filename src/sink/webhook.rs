@@ -45,15 +45,18 @@ impl WebhookSink {
         })
     }
 
-    /// The request body for a batch: the events are already JSON and are not parsed again.
+    /// The request body for a batch: the events are already JSON and are not parsed again. The
+    /// batch's NDJSON is copied whole and its newlines turned into the array's commas.
     pub fn body(&self, batch: &Batch) -> Vec<u8> {
-        let mut body = Vec::with_capacity(batch.bytes + batch.events.len() + self.key_json.len() + 20);
-        body.extend_from_slice(b"{\"data\":[");
-        for (i, e) in batch.events.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
+        const START: &[u8] = b"{\"data\":[";
+        let events = batch.ndjson();
+        let mut body = Vec::with_capacity(START.len() + events.len() + self.key_json.len() + 10);
+        body.extend_from_slice(START);
+        body.extend_from_slice(events.strip_suffix(b"\n").unwrap_or(events));
+        if let Some((_, between)) = batch.newlines().split_last() {
+            for &at in between {
+                body[START.len() + at] = b',';
             }
-            body.extend_from_slice(e);
         }
         body.extend_from_slice(b"],\"key\":");
         body.extend_from_slice(self.key_json.as_bytes());
@@ -187,6 +190,38 @@ mod tests {
             };
             assert_eq!(got, *want, "status {code}");
         }
+    }
+
+    #[test]
+    fn bodies_are_the_clickstream_payload() {
+        let sink = WebhookSink::new(
+            WebhookConfig {
+                url: "http://127.0.0.1:9/clicks".parse().unwrap(),
+                method: http::Method::POST,
+                key: crate::config::Secret("k\"1".into()),
+                headers: Vec::new(),
+                signing_key: None,
+                timeout: Duration::from_secs(1),
+            },
+            "msg_n_s".into(),
+        )
+        .unwrap();
+        let events: [&[u8]; 3] = [br#"{"id":"a"}"#, br#"{"id":"b","x":[1,2]}"#, br#"{"id":"c"}"#];
+        for n in 1..=3 {
+            let body = sink.body(&Batch::of(1, 0, events[..n].iter().copied()));
+            let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let want: Vec<serde_json::Value> = events[..n].iter().map(|e| serde_json::from_slice(e).unwrap()).collect();
+            assert_eq!(
+                parsed,
+                serde_json::json!({"data": want, "key": "k\"1"}),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        assert_eq!(
+            sink.body(&Batch::of(1, 0, events[..2].iter().copied())),
+            br#"{"data":[{"id":"a"},{"id":"b","x":[1,2]}],"key":"k\"1"}"#
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Decoded, Position, Record, SEGMENT_MAGIC, SinkSpec, Spool, decode_record, segment_path};
+use super::{Decoded, Position, Record, RecordRef, SEGMENT_MAGIC, SinkSpec, Spool, decode_record, segment_path};
 
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
@@ -104,6 +104,12 @@ impl SpoolReader {
     /// The next event for this sink with a sequence at most `durable`, or `None` when there is
     /// none yet. Events the filters exclude are skipped (and counted as filtered).
     pub fn next(&mut self, durable: u64) -> io::Result<Option<Record>> {
+        self.next_with(durable, |r| r.to_record())
+    }
+
+    /// Like [`SpoolReader::next`], but hands the event to `take` where it lies in the read
+    /// buffer, and returns what `take` returns: a batch copies it once, into its own buffer.
+    pub fn next_with<T>(&mut self, durable: u64, take: impl FnOnce(RecordRef<'_>) -> T) -> io::Result<Option<T>> {
         loop {
             if self.position.next_seq > durable {
                 return Ok(None);
@@ -126,7 +132,7 @@ impl SpoolReader {
                     self.position.offset += len as u64;
                     self.position.next_seq = record.seq + 1;
                     if self.spec.filter.matches(record.bot, &record.workspace, &record.domain) {
-                        return Ok(Some(record.to_record()));
+                        return Ok(Some(take(record)));
                     }
                     self.spec.metrics.filtered.inc();
                 }
