@@ -33,6 +33,8 @@ use crate::spool::{Position, Record, Spool, SpoolReader};
 
 /// Microseconds in an hour, for the hour a click falls in.
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
+/// Most bytes reserved up front for a batch; a larger one grows as it fills.
+const MAX_BATCH_RESERVE: usize = 4 << 20;
 /// Longest `Retry-After` honoured; a larger value is clamped to it.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// At most one retry warning per sink per this interval (the rest are counted).
@@ -57,20 +59,22 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// An empty batch starting at `first_seq`, in the hour of `time_micros`.
-    pub fn new(first_seq: u64, time_micros: i64) -> Batch {
+    /// An empty batch starting at `first_seq`, in the hour of `time_micros`, with room for
+    /// `events` events of `bytes` bytes in all (a batch is usually filled to its limits, so
+    /// sized once, it is not copied as it grows).
+    pub fn new(first_seq: u64, time_micros: i64, events: usize, bytes: usize) -> Batch {
         Batch {
             first_seq,
             last_seq: first_seq,
             hour: time_micros.div_euclid(MICROS_PER_HOUR),
-            data: Vec::new(),
-            ends: Vec::new(),
+            data: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(events),
         }
     }
 
     /// A batch of the given events (sequences `first_seq..`), in the hour of `time_micros`.
     pub fn of<'a>(first_seq: u64, time_micros: i64, events: impl IntoIterator<Item = &'a [u8]>) -> Batch {
-        let mut b = Batch::new(first_seq, time_micros);
+        let mut b = Batch::new(first_seq, time_micros, 0, 0);
         for (seq, e) in (first_seq..).zip(events) {
             b.push(seq, e);
         }
@@ -79,10 +83,6 @@ impl Batch {
 
     /// Adds the event with sequence `seq` (one JSON object, no newline in it).
     pub fn push(&mut self, seq: u64, json: &[u8]) {
-        if self.data.is_empty() {
-            // A batch is usually filled to its limit: one allocation for the usual size.
-            self.data.reserve(json.len().saturating_mul(64).min(1 << 20));
-        }
         self.data.extend_from_slice(json);
         self.ends.push(self.data.len());
         self.data.push(b'\n');
@@ -494,7 +494,7 @@ fn fill_exact(r: &mut Reading, (first, last): (u64, u64)) -> Option<Batch> {
     loop {
         match r
             .reader
-            .next_with(last, |rec| push(&mut batch, rec.seq, rec.time_micros, rec.json))
+            .next_with(last, |rec| push(&mut batch, rec.seq, rec.time_micros, rec.json, (0, 0)))
         {
             Ok(Some(())) => {}
             Ok(None) => break,
@@ -526,6 +526,12 @@ fn top_up(
             .as_ref()
             .is_none_or(|b| time_micros.div_euclid(MICROS_PER_HOUR) == b.hour && b.bytes() + len <= max_bytes)
     };
+    // Room for a new batch: its limits, as if every event were the size of its first.
+    let room = |first_len: usize| {
+        let events = max_events.min(MAX_BATCH_RESERVE / 64);
+        let bytes = (first_len + 1).saturating_mul(events).min(max_bytes + events);
+        (events, bytes.min(MAX_BATCH_RESERVE))
+    };
     loop {
         if batch.as_ref().is_some_and(|b| b.len() >= max_events) {
             return (batch, true);
@@ -535,7 +541,7 @@ fn top_up(
                 r.carry = Some((rec, before));
                 return (batch, true);
             }
-            push(&mut batch, rec.seq, rec.time_micros, &rec.json);
+            push(&mut batch, rec.seq, rec.time_micros, &rec.json, room(rec.json.len()));
             continue;
         }
         let before = r.reader.position();
@@ -544,7 +550,7 @@ fn top_up(
         // batch when it does not fit this one (then the batch is closed).
         let read = r.reader.next_with(durable, |rec| {
             if fits(&batch, rec.time_micros, rec.json.len()) {
-                push(&mut batch, rec.seq, rec.time_micros, rec.json);
+                push(&mut batch, rec.seq, rec.time_micros, rec.json, room(rec.json.len()));
                 false
             } else {
                 *carry = Some((rec.to_record(), before));
@@ -563,9 +569,10 @@ fn top_up(
     }
 }
 
-fn push(batch: &mut Option<Batch>, seq: u64, time_micros: i64, json: &[u8]) {
+/// Adds an event to the batch, starting one with room for `(events, bytes)` if there is none.
+fn push(batch: &mut Option<Batch>, seq: u64, time_micros: i64, json: &[u8], (events, bytes): (usize, usize)) {
     batch
-        .get_or_insert_with(|| Batch::new(seq, time_micros))
+        .get_or_insert_with(|| Batch::new(seq, time_micros, events, bytes))
         .push(seq, json);
 }
 
