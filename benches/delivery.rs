@@ -46,7 +46,7 @@ async fn receiver(listener: tokio::net::TcpListener, state: Arc<Mutex<Received>>
                         .await
                         .map(|b| b.to_bytes())
                         .unwrap_or_default();
-                    let now = clickstream::click::unix_micros(SystemTime::now());
+                    let now = clickstream::enrich::event::unix_micros(SystemTime::now());
                     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                     let mut s = state.lock().unwrap();
                     for e in v["data"].as_array().into_iter().flatten() {

@@ -21,12 +21,12 @@ use http::{Request, StatusCode};
 
 use clickstream::click::{ClickQueue, Hit, HitHeaders};
 use clickstream::config::Config;
+use clickstream::edge::redirect::{Head, Headers, Outcome, Router};
 use clickstream::enrich::geo::GeoDb;
 use clickstream::enrich::session::SessionTracker;
 use clickstream::enrich::{EnrichLists, Enricher};
 use clickstream::links::LinkTable;
 use clickstream::metrics::Metrics;
-use clickstream::redirect::{Head, Headers, Outcome, Router};
 use clickstream::spool::{RecordMeta, Spool};
 
 const CHROME: &str =
@@ -113,7 +113,7 @@ fn handle(c: &mut Criterion) {
             };
             out.clear();
             router.answer(&head, peer, false, |answer| {
-                clickstream::h1::write_answer(&mut out, answer, clickstream::h1::Form::KEEP, head.time)
+                clickstream::edge::h1::write_answer(&mut out, answer, clickstream::edge::h1::Form::KEEP, head.time)
             });
             black_box(out.len())
         })
@@ -148,7 +148,7 @@ fn hit(t: &LinkTable, ua: &str, peer: &str) -> Hit {
         merged_location: None,
         peer: peer.parse().unwrap(),
         head: false,
-        headers: HitHeaders::capture(&clickstream::redirect::Headers::Map(&headers)),
+        headers: HitHeaders::from_map(&headers),
     }
 }
 

@@ -42,7 +42,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut shutdown: 
                     continue;
                 }
             },
-            _ = crate::server::until_true(&mut shutdown) => return,
+            _ = crate::shutdown::until_true(&mut shutdown) => return,
         };
         let state = state.clone();
         tokio::spawn(async move {

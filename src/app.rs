@@ -19,14 +19,15 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState};
 use crate::click::ClickQueue;
 use crate::config::{Config, SinkKind};
+use crate::edge::https;
+use crate::edge::listener::{self as server, ConnLimits};
+use crate::edge::redirect::Router;
 use crate::enrich::geo::GeoDb;
 use crate::enrich::session::SessionTracker;
 use crate::enrich::{EnrichLists, Enricher};
 use crate::links::{LinkTable, LinkTableError};
 use crate::metrics::Metrics;
-use crate::redirect::Router;
 use crate::reload::{ReloadError, ReloadSummary, Reloader};
-use crate::server::{self, ConnLimits};
 use crate::sink::file::FileSink;
 use crate::sink::s3::S3Sink;
 use crate::sink::webhook::WebhookSink;
@@ -189,7 +190,7 @@ impl Node {
             geoip: format!(
                 "{} (built {})",
                 geo.database_type(),
-                crate::click::format_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(geo.build_epoch()))
+                crate::enrich::event::format_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(geo.build_epoch()))
             ),
         };
         metrics.links.set(loaded_table.len() as u64);
@@ -328,7 +329,7 @@ impl Node {
             };
             let listeners = server::bind_per_thread(tls.listen, threads.len()).map_err(bind_error)?;
             tls_addr = Some(listeners[0].local_addr().map_err(bind_error)?);
-            tls_task = Some(tokio::spawn(server::serve_tls(
+            tls_task = Some(tokio::spawn(https::serve_tls(
                 listeners,
                 threads.clone(),
                 acceptor,
@@ -477,7 +478,7 @@ async fn watch_certificates(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = server::until_true(&mut shutdown) => return,
+            _ = crate::shutdown::until_true(&mut shutdown) => return,
         }
         let s = stamp.clone();
         let now = tokio::task::spawn_blocking(move || s()).await.unwrap_or_default();

@@ -78,14 +78,14 @@ pub struct Owner {
     pub creator_id: Arc<str>,
     /// `route.creator.workspace`
     pub workspace: Arc<Workspace>,
-    /// The fields above as the event's `route` has them ([`crate::click::owner_json`]).
+    /// The fields above as the event's `route` has them ([`crate::json::owner_json`]).
     json: Box<[u8]>,
 }
 
 impl Owner {
     /// An owner, with its part of the event's JSON.
     pub fn new(domain: Arc<str>, domain_id: Arc<str>, creator_id: Arc<str>, workspace: Arc<Workspace>) -> Owner {
-        let json = crate::click::owner_json(&domain, &domain_id, &creator_id, &workspace.id, &workspace.name);
+        let json = crate::json::owner_json(&domain, &domain_id, &creator_id, &workspace.id, &workspace.name);
         Owner {
             domain,
             domain_id,
@@ -193,17 +193,17 @@ impl Link {
         &self.owner.workspace
     }
 
-    /// `route.creator` and `route.domain` as JSON ([`crate::click::owner_json`]).
+    /// `route.creator` and `route.domain` as JSON ([`crate::json::owner_json`]).
     pub fn owner_json(&self) -> &[u8] {
         &self.owner.json
     }
 
-    /// `route.destination` of this link's clicks as JSON ([`crate::click::destination_json`]),
+    /// `route.destination` of this link's clicks as JSON ([`crate::json::destination_json`]),
     /// made at the first call and kept.
     pub fn destination_json(&self) -> Arc<str> {
         Arc::clone(
             self.destination_json
-                .get_or_init(|| crate::click::destination_json(self.destination())),
+                .get_or_init(|| crate::json::destination_json(self.destination())),
         )
     }
 }
@@ -216,7 +216,7 @@ fn cut(s: &str) -> &str {
 /// A value that can be written into a response head as it is: visible ASCII and spaces, not
 /// empty. (`HeaderValue` also takes bytes above 0x7f, which no URL this server sends has.)
 pub fn is_field_value(s: &str) -> bool {
-    !s.is_empty() && crate::click::is_visible_ascii(s.as_bytes())
+    !s.is_empty() && crate::json::is_visible_ascii(s.as_bytes())
 }
 
 /// A set entry keyed by the link's slashtag, so the slashtag is stored once.

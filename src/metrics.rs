@@ -10,7 +10,27 @@ use std::sync::{Arc, Mutex};
 
 use http::StatusCode;
 
-use crate::redirect::Outcome;
+/// What kind of answer a request got, for metrics and tests (the router decides it; the
+/// counters here count it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A link of the table: a click (unless it was a prefetch).
+    Click,
+    /// A link of the table asked for by a browser prefetch: answered, not a click.
+    Prefetch,
+    /// The domain's `not_found_url` or `root_url`.
+    FallbackRedirect,
+    /// The small 404 page.
+    NotFound,
+    /// `/robots.txt`.
+    Robots,
+    /// 400: no Host, or a path that is not UTF-8 once decoded.
+    BadRequest,
+    /// 405
+    MethodNotAllowed,
+    /// 308 to https for an `https_only` domain on the plain listener.
+    HttpsRedirect,
+}
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]

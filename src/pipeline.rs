@@ -14,8 +14,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::click::{self, Hit};
+use crate::click::Hit;
 use crate::enrich::Enricher;
+use crate::enrich::event;
 use crate::metrics::Metrics;
 use crate::spool::{RecordMeta, SpoolWriter};
 
@@ -77,7 +78,7 @@ impl Pipeline {
                 let live = self
                     .enricher
                     .sessions()
-                    .sweep(click::unix_micros(std::time::SystemTime::now()));
+                    .sweep(event::unix_micros(std::time::SystemTime::now()));
                 self.metrics.sessions.set(live as u64);
                 next_sweep = now + SESSION_SWEEP_INTERVAL;
             }
@@ -141,7 +142,7 @@ impl Pipeline {
         let event = self.enricher.enrich(hit);
         let bot = event.bot;
         let meta = RecordMeta {
-            time_micros: click::unix_micros(hit.time),
+            time_micros: event::unix_micros(hit.time),
             bot,
             workspace: &hit.link.workspace().id,
             domain: hit.link.domain(),

@@ -174,7 +174,7 @@ impl Reloader {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
-                _ = crate::server::until_true(&mut shutdown) => return,
+                _ = crate::shutdown::until_true(&mut shutdown) => return,
             }
             let now = stamp(&paths);
             if now != last {

@@ -15,6 +15,7 @@
 
 pub mod agent;
 pub mod client_ip;
+pub mod event;
 pub mod geo;
 pub mod language;
 pub mod referrer;
@@ -25,11 +26,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::click::{self, ClickEvent, EncodedAgent, Hit};
+use crate::click::Hit;
 use crate::config::ServerConfig;
+use crate::json;
 use crate::metrics::Metrics;
 use agent::{BotList, ClientHints};
 use client_ip::TrustedProxies;
+use event::{ClickEvent, EncodedAgent};
 use geo::GeoDb;
 use referrer::ReferrerTable;
 use session::SessionTracker;
@@ -234,7 +237,7 @@ impl Enricher {
 
         let ip = client_ip::client_ip(hit.peer, h.forwarded(), h.x_forwarded_for(), &self.trusted);
         let link = &hit.link;
-        let now = click::unix_micros(hit.time);
+        let now = event::unix_micros(hit.time);
         let visitor = self.sessions.visitor_key(ip, agent.agent_id, &link.workspace().id, now);
         let geo = &self.geo;
         let (session, country) = self.sessions.touch(visitor, now, || geo.country(ip));
@@ -247,22 +250,13 @@ impl Enricher {
         self.key_buf.push(0);
         self.key_buf.extend_from_slice(link.domain().as_bytes());
         let referral = self.referrals.get_or_insert(&self.key_buf, || {
-            let r = lists.referrers.classify(referer, link.domain());
-            click::json_fragment(&click::Referral {
-                hostname: r.hostname,
-                protocol: r.protocol,
-                path: r.path,
-                origin: click::Origin {
-                    kind: r.origin_type,
-                    name: r.origin_name,
-                },
-            })
+            json::json_fragment(&lists.referrers.classify(referer, link.domain()))
         });
         let destination = match &hit.merged_location {
             None => link.destination_json(),
             Some(location) => self
                 .destinations
-                .get_or_insert(location.as_bytes(), || click::destination_json(location)),
+                .get_or_insert(location.as_bytes(), || json::destination_json(location)),
         };
         let language = h.accept_language().map(language::primary_language).unwrap_or_default();
         ClickEvent {

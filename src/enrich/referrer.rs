@@ -59,7 +59,8 @@ pub const SOURCE_TYPES: [&str; 9] = [
 /// Scheme of Android app referrers.
 const ANDROID_APP: &str = "android-app";
 
-/// The referral part of a click event.
+/// The referral part of a click event; serialized as the event's `referral`
+/// (`{"hostname","protocol","path","origin":{"type","name"}}`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Referral {
     /// Host of the referring page, lower case; `""` when there is none.
@@ -73,6 +74,29 @@ pub struct Referral {
     /// Canonical source name (`facebook`), the link domain for `internal`,
     /// the hostname for unknown sources, `""` for `direct`.
     pub origin_name: String,
+}
+
+impl serde::Serialize for Referral {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        /// `referral.origin`.
+        #[derive(serde::Serialize)]
+        struct Origin<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            name: &'a str,
+        }
+        let mut out = s.serialize_struct("Referral", 4)?;
+        out.serialize_field("hostname", &self.hostname)?;
+        out.serialize_field("protocol", &self.protocol)?;
+        out.serialize_field("path", &self.path)?;
+        let origin = Origin {
+            kind: &self.origin_type,
+            name: &self.origin_name,
+        };
+        out.serialize_field("origin", &origin)?;
+        out.end()
+    }
 }
 
 /// One known traffic source: its type (one of [`SOURCE_TYPES`]) and name.

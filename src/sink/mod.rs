@@ -347,7 +347,7 @@ impl<S: Sink> Driver<S> {
                 Delivery::Dropped => {}
                 Delivery::Disabled => {
                     // Nothing more to do until restart; the spool budget keeps the disk bounded.
-                    crate::server::until_true(&mut self.ctx.drain).await;
+                    crate::shutdown::until_true(&mut self.ctx.drain).await;
                     return;
                 }
                 Delivery::Interrupted => return,
@@ -406,7 +406,7 @@ impl<S: Sink> Driver<S> {
             tokio::select! {
                 _ = durable_rx.changed() => {}
                 _ = sleep_until_opt(deadline) => return batch,
-                _ = crate::server::until_true(&mut self.ctx.drain) => {}
+                _ = crate::shutdown::until_true(&mut self.ctx.drain) => {}
             }
         }
     }
@@ -462,7 +462,7 @@ impl<S: Sink> Driver<S> {
                         tokio::select! {
                             _ = tokio::time::sleep(delay) => {}
                             // Shutdown began: one more attempt now, then leave it in the spool.
-                            _ = crate::server::until_true(&mut self.ctx.drain) => {}
+                            _ = crate::shutdown::until_true(&mut self.ctx.drain) => {}
                         }
                     }
                 }

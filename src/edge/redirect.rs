@@ -29,6 +29,7 @@ use http_body_util::Full;
 use crate::click::{ClickQueue, Hit, HitHeaders};
 use crate::links::{Domain, Link, LinkTable};
 use crate::metrics::Metrics;
+pub use crate::metrics::Outcome;
 
 /// The body type of every response this server writes.
 pub type Body = Full<Bytes>;
@@ -45,27 +46,6 @@ pub struct Router {
     table: Arc<ArcSwap<LinkTable>>,
     clicks: ClickQueue,
     metrics: Arc<Metrics>,
-}
-
-/// What kind of answer a request got, for metrics and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A link of the table: a click (unless it was a prefetch).
-    Click,
-    /// A link of the table asked for by a browser prefetch: answered, not a click.
-    Prefetch,
-    /// The domain's `not_found_url` or `root_url`.
-    FallbackRedirect,
-    /// The small 404 page.
-    NotFound,
-    /// `/robots.txt`.
-    Robots,
-    /// 400: no Host, or a path that is not UTF-8 once decoded.
-    BadRequest,
-    /// 405
-    MethodNotAllowed,
-    /// 308 to https for an `https_only` domain on the plain listener.
-    HttpsRedirect,
 }
 
 /// What the router reads of a request: the method, the target and the headers, as hyper or the
@@ -96,6 +76,14 @@ pub enum Headers<'a> {
 }
 
 impl<'a> Headers<'a> {
+    /// Copies the values a click event is built from into a [`HitHeaders`].
+    pub fn capture(&self) -> HitHeaders {
+        match self {
+            Headers::Map(map) => HitHeaders::from_map(map),
+            Headers::List(list) => HitHeaders::from_list(list),
+        }
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &HeaderName) -> Option<&'a [u8]> {
         match self {
@@ -264,7 +252,7 @@ impl Router {
             merged_location: merged,
             peer,
             head,
-            headers: HitHeaders::capture(&req.headers),
+            headers: req.headers.capture(),
         });
         (response, Outcome::Click)
     }
@@ -274,7 +262,7 @@ impl Router {
 fn request_host<'a>(req: &Head<'a>) -> Option<Cow<'a, str>> {
     let raw = match req.target_host {
         Some(h) => h,
-        None => crate::click::visible_ascii(req.headers.get(&header::HOST)?)?,
+        None => crate::json::visible_ascii(req.headers.get(&header::HOST)?)?,
     };
     let host = strip_port(raw.trim());
     if host.is_empty() {

@@ -34,8 +34,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::redirect::{ALLOWED_METHODS, Answer, BAD_REQUEST_PAGE, Head, Headers, Router, plain};
-use crate::server::{Activity, acme_answer, acme_path, until_true};
+use super::acme::{acme_answer, acme_path};
+use super::listener::Activity;
+use super::redirect::{ALLOWED_METHODS, Answer, BAD_REQUEST_PAGE, Head, Headers, Router, plain};
+use crate::shutdown::until_true;
 
 /// Most header fields in one request head (hyper's limit as well).
 const MAX_HEADERS: usize = 100;
@@ -466,7 +468,7 @@ mod tests {
     fn answers_are_written_like_hyper_writes_them() {
         let answer = Answer {
             status: StatusCode::MOVED_PERMANENTLY,
-            location: Some(crate::redirect::Location::Table(b"https://d.test/")),
+            location: Some(crate::edge::redirect::Location::Table(b"https://d.test/")),
             cache_control: &http::HeaderValue::from_static("max-age=90"),
             content_type: None,
             allow: false,

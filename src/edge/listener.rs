@@ -3,7 +3,7 @@
 //! The accept loop is small on purpose. It takes a permit (the connection limit), accepts, and
 //! spawns one task per connection. On the plain listener that task is our own HTTP/1.1 loop
 //! (`h1`, which says why); on the TLS listener it wraps the socket and runs hyper
-//! ([`serve_connection`]) with [`Router::handle`] as the service. Nothing here looks at a request.
+//! ([`super::https::serve_connection`]) with [`Router::handle`] as the service. Nothing here looks at a request.
 //!
 //! Both listeners are served by the [`ServingThreads`], one per CPU, each a single-threaded
 //! runtime with its own epoll, timers and tasks, the way nginx's worker processes each serve
@@ -33,37 +33,25 @@
 //! - `max_header_bytes`: the read buffer's limit (`h1`'s, or hyper's on TLS); a larger head is
 //!   answered 431.
 //!
-//! The TLS listener ([`serve_tls`]) runs the handshake (bounded by `header_read_timeout`) and
+//! The TLS listener ([`super::https::serve_tls`]) runs the handshake (bounded by `header_read_timeout`) and
 //! then serves HTTP/2 or HTTP/1.1 by ALPN with hyper-util's auto builder; the certificate is
 //! picked by SNI in `tls`. Both listeners serve `/.well-known/acme-challenge/<token>` from
 //! `[server] acme_challenge_dir` when it is set (read asynchronously, off the hit path), so an
 //! operator's ACME client can renew certificates over plain HTTP.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use super::redirect::Router;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use crate::redirect::Router;
-
-/// Resolves once the flag turns true (or its sender is gone). The guard `wait_for` returns is
-/// dropped here, so callers' futures stay `Send`.
-pub async fn until_true(rx: &mut watch::Receiver<bool>) {
-    // An error means the sender is gone, which is as final as `true`.
-    let _ = rx.wait_for(|v| *v).await;
-}
+use crate::shutdown::until_true;
 
 /// hyper refuses read buffers smaller than this.
 pub const MIN_MAX_HEADER_BYTES: usize = 8192;
@@ -251,7 +239,7 @@ pub async fn serve_plain(
         let (router, limits) = (router.clone(), limits.clone());
         async move {
             let activity = Activity::new();
-            let conn = crate::h1::Conn {
+            let conn = super::h1::Conn {
                 router: &router,
                 // A dual-stack socket reports IPv4 clients as `::ffff:a.b.c.d`.
                 peer: peer.ip().to_canonical(),
@@ -275,7 +263,7 @@ pub async fn serve_plain(
 /// thread `i`), each connection served by `serve` on the thread that accepted it, until
 /// `shutdown` turns true; then waits (up to `grace`) for every connection task to end. `serve`
 /// is given the shutdown flag, at which a connection finishes its request in flight and closes.
-async fn serve_on_threads<F, Fut>(
+pub(super) async fn serve_on_threads<F, Fut>(
     listeners: Vec<std::net::TcpListener>,
     threads: &ServingThreads,
     max_connections: usize,
@@ -452,150 +440,6 @@ async fn accept_loop<F, Fut>(
     }
 }
 
-/// Serves HTTP/2 or HTTP/1.1 with hyper on one TLS connection. `h2` says that ALPN chose
-/// HTTP/2: that connection's idle time is bounded by `idle_timeout` and HTTP/2 pings, not by
-/// `header_read_timeout`.
-pub async fn serve_connection<I>(
-    io: I,
-    peer: SocketAddr,
-    router: Arc<Router>,
-    limits: &ConnLimits,
-    mut shutdown: watch::Receiver<bool>,
-    h2: bool,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(IdleIo {
-        inner: io,
-        activity: activity.clone(),
-    });
-    let peer_ip = peer.ip().to_canonical();
-    let clock = activity.clone();
-    let acme = limits.acme_challenge_dir.clone().map(Arc::new);
-    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let acme_file = acme.as_ref().and_then(|dir| acme_path(dir, req.uri().path()));
-        let response = match acme_file {
-            None => Some(router.handle(&req, peer_ip, true)),
-            Some(_) => None,
-        };
-        // From the read that completed the request head to the built response: one clock read,
-        // since the read already stamped its time.
-        router.metrics().request_latency.observe(clock.head_done());
-        let router = router.clone();
-        async move {
-            Ok::<_, Infallible>(match (response, acme_file) {
-                (Some(r), _) => r,
-                (None, Some(path)) => acme_answer(&path, &router).await.to_response(),
-                (None, None) => unreachable!("one of the two is set"),
-            })
-        }
-    });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-    // No HTTP/1.1 timer: `Activity::expired` enforces `header_read_timeout`.
-    builder
-        .http1()
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .keep_alive_interval(Some(limits.idle_timeout / 2))
-        .keep_alive_timeout(limits.header_read_timeout);
-    let conn = builder.serve_connection(io, service).into_owned();
-    tokio::pin!(conn);
-    // At shutdown hyper finishes the request in flight (HTTP/1.1) or sends GOAWAY (HTTP/2).
-    let served = async {
-        tokio::select! {
-            r = conn.as_mut() => return r,
-            _ = until_true(&mut shutdown) => conn.as_mut().graceful_shutdown(),
-        }
-        conn.await
-    };
-    let result = tokio::select! {
-        r = served => r.map_err(|e| e.to_string()),
-        why = activity.expired(limits.idle_timeout, (!h2).then_some(limits.header_read_timeout)) => Err(why.to_string()),
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended");
-    }
-}
-
-/// The file for an ACME HTTP-01 challenge path, if it is one. Tokens are base64url
-/// (RFC 8555 §8.3), which also keeps the path inside the folder.
-pub(crate) fn acme_path(dir: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
-    let token = path.strip_prefix("/.well-known/acme-challenge/")?;
-    let valid = !token.is_empty()
-        && token.len() <= 256
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    Some(if valid {
-        dir.join(token)
-    } else {
-        dir.join(".invalid-token")
-    })
-}
-
-/// The answer to an ACME challenge: the token file's content, or 404.
-pub(crate) async fn acme_answer(path: &std::path::Path, router: &Router) -> crate::redirect::Answer<'static> {
-    match tokio::fs::read(path).await {
-        Ok(bytes) => {
-            router.metrics().acme_challenges.inc();
-            crate::redirect::Answer {
-                content_type: Some("text/plain"),
-                body: bytes.into(),
-                ..crate::redirect::plain(http::StatusCode::OK, "")
-            }
-        }
-        Err(_) => crate::redirect::Answer {
-            content_type: Some("text/plain"),
-            ..crate::redirect::plain(http::StatusCode::NOT_FOUND, "no such challenge\n")
-        },
-    }
-}
-
-/// Runs the TLS accept loops on the serving threads like [`serve_plain`] (its sockets bound by
-/// [`bind_per_thread`] as well); the handshake gets `header_read_timeout`, and a failed one is
-/// counted.
-#[allow(clippy::too_many_arguments)] // the same as serve_plain's, plus the acceptor
-pub async fn serve_tls(
-    listeners: Vec<std::net::TcpListener>,
-    threads: Arc<ServingThreads>,
-    acceptor: tokio_rustls::TlsAcceptor,
-    router: Arc<Router>,
-    limits: ConnLimits,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    let limits = Arc::new(limits);
-    let max_connections = limits.max_connections;
-    let counters = metrics.clone();
-    let serve = move |stream, peer, shutdown| {
-        let (router, limits, metrics, acceptor) = (router.clone(), limits.clone(), counters.clone(), acceptor.clone());
-        async move {
-            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                    serve_connection(tls, peer, router, &limits, shutdown, h2).await
-                }
-                Ok(Err(e)) => {
-                    metrics.tls_handshake_errors.inc();
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                }
-                Err(_) => {
-                    metrics.tls_handshake_errors.inc();
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                }
-            }
-        }
-    };
-    serve_on_threads(listeners, &threads, max_connections, metrics, shutdown, grace, serve).await
-}
-
 /// When a connection last read, last moved a byte and last completed a request head, in
 /// nanoseconds since it opened.
 pub(crate) struct Activity {
@@ -656,56 +500,6 @@ impl Activity {
             let deadline = head_deadline.map_or(idle_deadline, |d| d.min(idle_deadline));
             tokio::time::sleep_until(deadline.into()).await;
         }
-    }
-}
-
-/// Wraps a transport and records activity on every successful read or write.
-struct IdleIo<I> {
-    inner: I,
-    activity: Arc<Activity>,
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for IdleIo<I> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) {
-            self.activity.touch_read();
-        }
-        r
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for IdleIo<I> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
