@@ -245,7 +245,7 @@ impl Node {
         let enricher = Enricher::new(
             lists.clone(),
             Arc::new(geo),
-            server_config.trusted_proxies.clone(),
+            crate::enrich::client_ip::TrustedProxies::new(&server_config.trusted_proxies),
             sessions,
             metrics.clone(),
         );

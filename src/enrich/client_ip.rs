@@ -31,6 +31,14 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
+    /// The networks `[server] trusted_proxies` lists (validated by `config`). Host bits below the
+    /// prefix are ignored, and IPv4-mapped IPv6 networks are treated as the IPv4 networks they map.
+    pub fn new(nets: &[IpNet]) -> TrustedProxies {
+        TrustedProxies {
+            nets: nets.iter().map(|net| canonical_net(net.trunc())).collect(),
+        }
+    }
+
     /// Parses CIDR networks (`10.0.0.0/8`, `2001:db8::/32`) and bare addresses
     /// (`192.0.2.7`, taken as a single host). Host bits below the prefix are
     /// ignored, and IPv4-mapped IPv6 networks (`::ffff:10.0.0.0/104`) are

@@ -1,0 +1,341 @@
+//! Configuration: the one place that reads `clickstream.toml` and the environment.
+//!
+//! A raw, serde-shaped [`RawConfig`] is read section by section, so that one mistyped value does
+//! not hide the others, and then validated into the typed [`Config`] the rest of the program
+//! uses. Every problem is collected and reported together, each naming its key
+//! (`[[sink]] #2 (name "hooks") url: ...`); `main` maps a [`ConfigError`] to exit code 64.
+//!
+//! Every key has a default (the `DEFAULT_*` constants below, units in their names), so an empty
+//! file, or no file at all, is a valid configuration: it serves `data/links.csv` on
+//! `127.0.0.1:8080` and writes click events to `events/` as NDJSON.
+//!
+//! The parts: [`raw`] (the serde shapes and the section readers), [`validate`] (`[server]`,
+//! `[tls]`, `[[domain]]`), [`sink`] (`[[sink]]`). The result is plain data: the owners of
+//! listeners, certificates and enrichment build their runtime objects from it, so this module
+//! imports nothing of the crate.
+//!
+//! Secrets (webhook keys, signing secrets, header values) may be written `"env:NAME"` to be read
+//! from the environment variable `NAME` at load time; a missing variable is an error. The `Debug`
+//! output of every config type that can hold a secret redacts it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::StatusCode;
+
+mod raw;
+mod sink;
+mod validate;
+
+pub use raw::{parse_bytes, parse_duration};
+pub use sink::{S3Config, SigningKey, SinkCommon, SinkConfig, SinkKind, WebhookConfig, decode_signing_secret};
+pub use validate::{check_redirect_url, check_status};
+
+use raw::{RawDomain, RawServer, RawSession, RawSink, RawSpool, RawTls, array, section};
+use sink::validate_sinks;
+use validate::{duration, positive, validate_domains, validate_server, validate_tls};
+
+/// Address the redirect listener binds when nothing else is said.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Address of the admin listener (metrics, health); never the public port.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+/// The sample link table shipped in `data/`.
+pub const DEFAULT_LINKS: &str = "data/links.csv";
+/// The sample table's primary domain: unknown hosts (such as `127.0.0.1:8080`) are served as this
+/// domain, so a plain `curl 127.0.0.1:8080/<slashtag>` redirects. Set `default_domain = ""` to
+/// answer unknown hosts with 404 instead.
+pub const DEFAULT_DEFAULT_DOMAIN: &str = "brand.link";
+/// Where the durable event spool lives.
+pub const DEFAULT_SPOOL_DIR: &str = "spool";
+/// Where the embedded default file sink writes NDJSON.
+pub const DEFAULT_FILE_SINK_DIR: &str = "events";
+/// Cache-Control sent with 301 and 308 redirects.
+pub const DEFAULT_CACHE_CONTROL_PERMANENT: &str = "private, max-age=90";
+/// Cache-Control sent with 302 and 307 redirects.
+pub const DEFAULT_CACHE_CONTROL_TEMPORARY: &str = "no-store";
+/// A reload that would drop more than this share of the links is refused unless forced.
+pub const DEFAULT_RELOAD_MAX_DROP_RATIO: f64 = 0.5;
+/// How often the link table file is checked for changes.
+pub const DEFAULT_RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Time allowed for a request's headers to arrive (also bounds keep-alive idle time, see README).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that moves no byte in either direction for this long is closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest request head (request line and headers) accepted.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Open connections beyond this wait in the kernel's accept queue.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Hits waiting for enrichment; beyond it a click is dropped and counted, never the redirect slowed.
+pub const DEFAULT_CLICK_QUEUE_EVENTS: usize = 65_536;
+/// How long in-flight requests and sinks get to finish after SIGTERM.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A visitor's session ends after this long without a click.
+pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Hard cap on tracked sessions.
+pub const DEFAULT_SESSION_MAX_ENTRIES: usize = 1_000_000;
+/// How often the spool is written through to disk (what a crash can lose at most).
+pub const DEFAULT_SPOOL_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+/// Size at which the spool starts a new segment file.
+pub const DEFAULT_SPOOL_SEGMENT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// First delay before a failed batch is retried (it doubles per attempt, with full jitter).
+pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_millis(250);
+/// Longest delay between two attempts.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Spool disk budget of one sink when it does not set its own.
+pub const DEFAULT_SINK_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// A configuration problem, or all of them.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// One or more keys are wrong; each line names its key.
+    #[error("{origin}: invalid configuration:\n  {}", .errors.join("\n  "))]
+    Invalid {
+        /// The config file, or `defaults`.
+        origin: String,
+        /// Every problem found.
+        errors: Vec<String>,
+    },
+}
+
+/// The validated configuration of one `clickstream` process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[session]`
+    pub session: SessionConfig,
+    /// `[spool]`
+    pub spool: SpoolConfig,
+    /// `[[domain]]`, by lower-case name.
+    pub domains: BTreeMap<String, DomainConfig>,
+    /// `[[sink]]`; the embedded file sink when none is configured.
+    pub sinks: Vec<SinkConfig>,
+    /// TLS listener and certificates; `None` unless `[server] tls_listen` is set.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server] tls_listen` with `[tls]` and the `cert`/`key` of `[[domain]]`s.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Address of the TLS listener.
+    pub listen: SocketAddr,
+    /// Where certificates come from.
+    pub sources: crate::tls::TlsSources,
+    /// Offer HTTP/2 by ALPN (HTTP/1.1 always).
+    pub http2: bool,
+}
+
+/// `[server]`: listeners, files and limits.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Redirect listener.
+    pub listen: SocketAddr,
+    /// Admin listener (metrics, health, link debugging).
+    pub admin_listen: SocketAddr,
+    /// Link table, CSV or JSON Lines (by extension `.jsonl`/`.ndjson`, else CSV).
+    pub links: PathBuf,
+    /// Domain that serves requests for hosts with no link and no `[[domain]]`.
+    pub default_domain: Option<String>,
+    /// Node name used in S3 object keys; defaults to the host name.
+    pub node_id: String,
+    /// Durable spool directory.
+    pub spool_dir: PathBuf,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Operator GeoIP database; `None` uses the embedded one.
+    pub geoip: Option<PathBuf>,
+    /// Operator bot token list; `None` uses the embedded one.
+    pub bots: Option<PathBuf>,
+    /// Operator referrer host table; `None` uses the embedded one.
+    pub referrers: Option<PathBuf>,
+    /// Case-insensitive slashtag fallback for domains that do not say.
+    pub case_insensitive: bool,
+    /// Largest share of links a reload may drop without being forced.
+    pub reload_max_drop_ratio: f64,
+    /// How often the link table file is checked for changes (zero: never).
+    pub reload_poll_interval: Duration,
+    /// Time for a request head to arrive.
+    pub header_read_timeout: Duration,
+    /// Time a connection may stay silent.
+    pub idle_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Concurrent connections.
+    pub max_connections: usize,
+    /// Capacity of the hit-to-enrichment queue.
+    pub click_queue_events: usize,
+    /// Grace period after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Cache-Control for 301/308.
+    pub cache_control_permanent: String,
+    /// Cache-Control for 302/307.
+    pub cache_control_temporary: String,
+    /// Folder served at `/.well-known/acme-challenge/` (HTTP-01 renewals).
+    pub acme_challenge_dir: Option<PathBuf>,
+}
+
+/// `[session]`
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Idle time that ends a session.
+    pub idle_timeout: Duration,
+    /// Hard cap on tracked sessions.
+    pub max_entries: usize,
+}
+
+/// `[spool]`
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    /// Write-through interval.
+    pub flush_interval: Duration,
+    /// Segment file size.
+    pub segment_max_bytes: u64,
+}
+
+/// `[[domain]]`: how one custom domain answers.
+#[derive(Debug, Clone, Default)]
+pub struct DomainConfig {
+    /// Lower-case host name.
+    pub name: String,
+    /// Redirect status for links that do not set one.
+    pub status: Option<StatusCode>,
+    /// Cache-Control for every redirect of this domain.
+    pub cache_control: Option<String>,
+    /// Merge the request's query into the destination (default true).
+    pub forward_query: bool,
+    /// Where a miss goes; a 404 page when unset.
+    pub not_found_url: Option<String>,
+    /// Where `/` goes; a 404 page when unset.
+    pub root_url: Option<String>,
+    /// Case-insensitive slashtag fallback; `None` follows `[server]`.
+    pub case_insensitive: Option<bool>,
+    /// Body of `/robots.txt`; disallow-all when unset.
+    pub robots_txt: Option<String>,
+    /// On the plain listener, answer every request with a 308 to the same URL on https.
+    pub https_only: bool,
+    /// PEM certificate for the TLS listener.
+    pub cert: Option<PathBuf>,
+    /// PEM private key for the TLS listener.
+    pub key: Option<PathBuf>,
+}
+
+/// A value read from the config that must never be printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"<redacted>\"")
+        }
+    }
+}
+
+impl Config {
+    /// The configuration when no file is given: every key at its default.
+    pub fn embedded_default() -> Config {
+        Config::from_toml_str("", "defaults").expect("the embedded defaults are valid")
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut errors = Vec::new();
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(ConfigError::Invalid {
+                    origin: origin.to_string(),
+                    errors: vec![e.to_string().trim_end().replace('\n', "\n  ")],
+                });
+            }
+        };
+        for key in table.keys() {
+            if !matches!(key.as_str(), "server" | "session" | "spool" | "domain" | "sink" | "tls") {
+                errors.push(format!(
+                    "unknown section [{key}] (known: [server], [session], [spool], [tls], [[domain]], [[sink]])"
+                ));
+            }
+        }
+        let server: RawServer = section(&table, "server", "[server]", &mut errors);
+        let tls: RawTls = section(&table, "tls", "[tls]", &mut errors);
+        let tls_listen = server.tls_listen.clone();
+        let session: RawSession = section(&table, "session", "[session]", &mut errors);
+        let spool: RawSpool = section(&table, "spool", "[spool]", &mut errors);
+        let domains: Vec<RawDomain> = array(&table, "domain", "[[domain]]", &mut errors);
+        let sinks: Vec<RawSink> = array(&table, "sink", "[[sink]]", &mut errors);
+
+        let domains = validate_domains(domains, &mut errors);
+        let tls = validate_tls(tls_listen, tls, &domains, &mut errors);
+        let config = Config {
+            tls,
+            server: validate_server(server, &mut errors),
+            session: SessionConfig {
+                idle_timeout: duration(
+                    session.idle_timeout,
+                    DEFAULT_SESSION_IDLE_TIMEOUT,
+                    "[session] idle_timeout",
+                    &mut errors,
+                ),
+                max_entries: positive(
+                    session.max_entries,
+                    DEFAULT_SESSION_MAX_ENTRIES,
+                    "[session] max_entries",
+                    &mut errors,
+                ),
+            },
+            spool: SpoolConfig {
+                flush_interval: duration(
+                    spool.flush_interval,
+                    DEFAULT_SPOOL_FLUSH_INTERVAL,
+                    "[spool] flush_interval",
+                    &mut errors,
+                ),
+                segment_max_bytes: spool
+                    .segment_max_bytes
+                    .map_or(DEFAULT_SPOOL_SEGMENT_MAX_BYTES, |b| b.0)
+                    .max(4096),
+            },
+            domains,
+            sinks: validate_sinks(sinks, &mut errors),
+        };
+        if config.session.idle_timeout.is_zero() {
+            errors.push("[session] idle_timeout: must be more than zero".into());
+        }
+        if config.spool.flush_interval.is_zero() {
+            errors.push("[spool] flush_interval: must be more than zero".into());
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                errors,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

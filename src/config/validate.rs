@@ -1,0 +1,286 @@
+//! Validation of `[server]`, `[tls]` and `[[domain]]`: raw values in, typed settings out, every
+//! problem pushed to the error list with its key. Nothing here builds a runtime object: the
+//! owners of listeners, certificates and enrichment build theirs from the validated data.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::raw::{RawDomain, RawServer, RawTls, parse_duration};
+use super::*;
+
+pub(super) fn duration(value: Option<String>, default: Duration, key: &str, errors: &mut Vec<String>) -> Duration {
+    match value {
+        None => default,
+        Some(text) => parse_duration(&text).unwrap_or_else(|e| {
+            errors.push(format!("{key}: {e}"));
+            default
+        }),
+    }
+}
+
+pub(super) fn positive(value: Option<usize>, default: usize, key: &str, errors: &mut Vec<String>) -> usize {
+    match value {
+        Some(0) => {
+            errors.push(format!("{key}: must be more than zero"));
+            default
+        }
+        Some(n) => n,
+        None => default,
+    }
+}
+
+pub(super) fn socket_addr(value: Option<String>, default: &str, key: &str, errors: &mut Vec<String>) -> SocketAddr {
+    let text = value.unwrap_or_else(|| default.to_string());
+    text.parse().unwrap_or_else(|_| {
+        errors.push(format!(
+            "{key}: '{text}' is not an address (write it like \"127.0.0.1:8080\" or \"[::]:80\")"
+        ));
+        default.parse().expect("default address")
+    })
+}
+
+/// Resolves `"env:NAME"` to the variable's value.
+pub(super) fn secret(value: &str, key: &str, errors: &mut Vec<String>) -> Secret {
+    match value.strip_prefix("env:") {
+        Some(var) => match std::env::var(var) {
+            Ok(v) => Secret(v),
+            Err(_) => {
+                errors.push(format!("{key}: environment variable {var} is not set"));
+                Secret::default()
+            }
+        },
+        None => Secret(value.to_string()),
+    }
+}
+
+pub(super) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_string())
+}
+
+pub(super) fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
+    let trusted_proxies = networks(&raw.trusted_proxies, "[server] trusted_proxies", errors);
+    let node_id = raw.node_id.unwrap_or_else(host_name);
+    if node_id.is_empty() || !node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        errors.push(format!(
+            "[server] node_id: '{node_id}' may hold only letters, digits, '-', '_' and '.' (it is part of S3 keys)"
+        ));
+    }
+    let reload_max_drop_ratio = raw.reload_max_drop.unwrap_or(DEFAULT_RELOAD_MAX_DROP_RATIO);
+    if !(0.0..=1.0).contains(&reload_max_drop_ratio) {
+        errors.push(format!(
+            "[server] reload_max_drop: {reload_max_drop_ratio} is not a share between 0.0 and 1.0"
+        ));
+    }
+    let default_domain = match raw.default_domain {
+        None => Some(DEFAULT_DEFAULT_DOMAIN.to_string()),
+        Some(d) if d.trim().is_empty() => None,
+        Some(d) => Some(d.trim().to_ascii_lowercase()),
+    };
+    let cache_permanent = raw
+        .cache_control_permanent
+        .unwrap_or_else(|| DEFAULT_CACHE_CONTROL_PERMANENT.to_string());
+    let cache_temporary = raw
+        .cache_control_temporary
+        .unwrap_or_else(|| DEFAULT_CACHE_CONTROL_TEMPORARY.to_string());
+    for (key, v) in [
+        ("cache_control_permanent", &cache_permanent),
+        ("cache_control_temporary", &cache_temporary),
+    ] {
+        if http::HeaderValue::from_str(v).is_err() {
+            errors.push(format!("[server] {key}: '{v}' is not a valid header value"));
+        }
+    }
+    ServerConfig {
+        listen: socket_addr(raw.listen, DEFAULT_LISTEN, "[server] listen", errors),
+        admin_listen: socket_addr(raw.admin_listen, DEFAULT_ADMIN_LISTEN, "[server] admin_listen", errors),
+        links: raw.links.unwrap_or_else(|| PathBuf::from(DEFAULT_LINKS)),
+        default_domain,
+        node_id,
+        spool_dir: raw.spool_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR)),
+        trusted_proxies,
+        geoip: raw.geoip.filter(|p| !p.as_os_str().is_empty()),
+        bots: raw.bots.filter(|p| !p.as_os_str().is_empty()),
+        referrers: raw.referrers.filter(|p| !p.as_os_str().is_empty()),
+        case_insensitive: raw.case_insensitive.unwrap_or(true),
+        reload_max_drop_ratio,
+        reload_poll_interval: duration(
+            raw.reload_poll_interval,
+            DEFAULT_RELOAD_POLL_INTERVAL,
+            "[server] reload_poll_interval",
+            errors,
+        ),
+        header_read_timeout: duration(
+            raw.header_read_timeout,
+            DEFAULT_HEADER_READ_TIMEOUT,
+            "[server] header_read_timeout",
+            errors,
+        ),
+        idle_timeout: duration(raw.idle_timeout, DEFAULT_IDLE_TIMEOUT, "[server] idle_timeout", errors),
+        max_header_bytes: raw.max_header_bytes.map_or(DEFAULT_MAX_HEADER_BYTES, |b| b.0 as usize),
+        max_connections: positive(
+            raw.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+            "[server] max_connections",
+            errors,
+        ),
+        click_queue_events: positive(
+            raw.click_queue,
+            DEFAULT_CLICK_QUEUE_EVENTS,
+            "[server] click_queue",
+            errors,
+        ),
+        shutdown_grace: duration(
+            raw.shutdown_grace,
+            DEFAULT_SHUTDOWN_GRACE,
+            "[server] shutdown_grace",
+            errors,
+        ),
+        cache_control_permanent: cache_permanent,
+        cache_control_temporary: cache_temporary,
+        acme_challenge_dir: raw.acme_challenge_dir.filter(|p| !p.as_os_str().is_empty()),
+    }
+}
+
+pub(super) fn validate_tls(
+    listen: Option<String>,
+    raw: RawTls,
+    domains: &BTreeMap<String, DomainConfig>,
+    errors: &mut Vec<String>,
+) -> Option<TlsConfig> {
+    let Some(listen) = listen.filter(|l| !l.is_empty()) else {
+        if raw.dir.is_some() || raw.default_cert.is_some() {
+            errors.push("[tls]: certificates are configured but [server] tls_listen is not set".into());
+        }
+        return None;
+    };
+    let listen = socket_addr(Some(listen), "127.0.0.1:8443", "[server] tls_listen", errors);
+    let mut sources = crate::tls::TlsSources {
+        dir: raw.dir,
+        default_domain: raw.default_domain.map(|d| d.trim().to_ascii_lowercase()),
+        ..Default::default()
+    };
+    match (raw.default_cert, raw.default_key) {
+        (Some(cert), Some(key)) => sources.default_cert = Some(crate::tls::CertFiles { cert, key }),
+        (None, None) => {}
+        _ => errors.push("[tls]: default_cert and default_key go together".into()),
+    }
+    for d in domains.values() {
+        match (&d.cert, &d.key) {
+            (Some(cert), Some(key)) => sources.domains.push(crate::tls::DomainCert {
+                name: d.name.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => {}
+            _ => errors.push(format!("[[domain]] ({}): cert and key go together", d.name)),
+        }
+    }
+    if sources.dir.is_none() && sources.domains.is_empty() && sources.default_cert.is_none() {
+        errors.push(
+            "[server] tls_listen: no certificate configured (set [tls] dir, [tls] default_cert/default_key, or cert/key in a [[domain]])"
+                .into(),
+        );
+    }
+    Some(TlsConfig {
+        listen,
+        sources,
+        http2: raw.http2.unwrap_or(true),
+    })
+}
+
+/// Checks that `text` is an absolute http(s) URL usable as a `Location` value.
+pub fn check_redirect_url(text: &str) -> Result<url::Url, String> {
+    if text.chars().any(|c| c.is_control()) {
+        return Err(format!("{text:?} contains control characters"));
+    }
+    match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(u),
+        Ok(_) => Err(format!("'{text}' is not an http(s) URL")),
+        Err(e) => Err(format!("'{text}' is not an absolute http(s) URL ({e})")),
+    }
+}
+
+/// Checks a redirect status code: 301, 302, 307 or 308.
+pub fn check_status(code: u16) -> Result<StatusCode, String> {
+    match code {
+        301 | 302 | 307 | 308 => Ok(StatusCode::from_u16(code).expect("valid status")),
+        _ => Err(format!(
+            "status {code} is not a redirect status (use 301, 302, 307 or 308)"
+        )),
+    }
+}
+
+pub(super) fn validate_domains(raw: Vec<RawDomain>, errors: &mut Vec<String>) -> BTreeMap<String, DomainConfig> {
+    let mut out = BTreeMap::new();
+    for (i, d) in raw.into_iter().enumerate() {
+        let label = format!("[[domain]] #{}", i + 1);
+        let Some(name) = d.name.map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()) else {
+            errors.push(format!("{label}: 'name' is required"));
+            continue;
+        };
+        let label = format!("{label} ({name})");
+        let status = d.status.and_then(|s| {
+            check_status(s)
+                .map_err(|e| errors.push(format!("{label} status: {e}")))
+                .ok()
+        });
+        if let Some(cc) = &d.cache_control
+            && http::HeaderValue::from_str(cc).is_err()
+        {
+            errors.push(format!("{label} cache_control: '{cc}' is not a valid header value"));
+        }
+        for (key, value) in [("not_found_url", &d.not_found_url), ("root_url", &d.root_url)] {
+            if let Some(v) = value
+                && let Err(e) = check_redirect_url(v)
+            {
+                errors.push(format!("{label} {key}: {e}"));
+            }
+        }
+        let config = DomainConfig {
+            name: name.clone(),
+            status,
+            cache_control: d.cache_control,
+            forward_query: d.forward_query.unwrap_or(true),
+            not_found_url: d.not_found_url,
+            root_url: d.root_url,
+            case_insensitive: d.case_insensitive,
+            robots_txt: d.robots_txt,
+            https_only: d.https_only,
+            cert: d.cert,
+            key: d.key,
+        };
+        if out.insert(name.clone(), config).is_some() {
+            errors.push(format!("{label}: domain '{name}' is configured twice"));
+        }
+    }
+    out
+}
+
+/// Defaults per sink type: (events, bytes, age).
+
+/// Parses CIDR networks (`10.0.0.0/8`, `2001:db8::/32`) and bare addresses (`192.0.2.7`, taken
+/// as a single host); every bad entry is reported under `key`.
+pub(super) fn networks(entries: &[String], key: &str, errors: &mut Vec<String>) -> Vec<ipnet::IpNet> {
+    let mut nets = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let text = entry.trim();
+        match text.parse::<ipnet::IpNet>() {
+            Ok(net) => nets.push(net),
+            Err(_) => match text.parse::<std::net::IpAddr>() {
+                Ok(ip) => nets.push(ipnet::IpNet::from(ip)),
+                Err(_) => errors.push(format!(
+                    "{key}: '{entry}' is not an IP network (CIDR like 10.0.0.0/8 or an address)"
+                )),
+            },
+        }
+    }
+    nets
+}
