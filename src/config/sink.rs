@@ -99,6 +99,7 @@ pub struct S3Config {
     pub force_path_style: bool,
 }
 
+/// Defaults per sink type: (events, bytes, age).
 pub(super) fn batch_defaults(kind: &str) -> (usize, usize, Duration) {
     match kind {
         "webhook" => (500, 1_000_000, Duration::from_secs(1)),

@@ -264,8 +264,6 @@ pub(super) fn validate_domains(raw: Vec<RawDomain>, errors: &mut Vec<String>) ->
     out
 }
 
-/// Defaults per sink type: (events, bytes, age).
-
 /// Parses CIDR networks (`10.0.0.0/8`, `2001:db8::/32`) and bare addresses (`192.0.2.7`, taken
 /// as a single host); every bad entry is reported under `key`.
 pub(super) fn networks(entries: &[String], key: &str, errors: &mut Vec<String>) -> Vec<ipnet::IpNet> {
