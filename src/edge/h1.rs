@@ -354,7 +354,7 @@ pub fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>, form: Form, date: Sy
     if answer.allow {
         field(out, b"allow", ALLOWED_METHODS.as_bytes());
     }
-    field(out, b"content-length", decimal(answer.body.len(), &mut [0; 20]));
+    field(out, b"content-length", itoa::Buffer::new().format(answer.body.len()).as_bytes());
     DATE.with(|cache| field(out, b"date", cache.borrow_mut().at(date)));
     if !keep_alive {
         field(out, b"connection", b"close");
@@ -364,19 +364,6 @@ pub fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>, form: Form, date: Sy
     out.extend_from_slice(b"\r\n");
     if !head_only {
         out.extend_from_slice(&answer.body);
-    }
-}
-
-/// `n` in decimal, written at the end of `buf`.
-fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
     }
 }
 
@@ -421,13 +408,6 @@ impl Date {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimals() {
-        for n in [0, 7, 10, 99, 1_234_567, usize::MAX] {
-            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
-        }
-    }
 
     fn framing_of(head: &[u8]) -> Option<Framing> {
         let mut fields = [httparse::EMPTY_HEADER; 16];
