@@ -1,7 +1,7 @@
 //! Click events through the real server: the seed's example reproduced field for field, and
 //! the enrichment rules (bots, HEAD, sessions, referrers, language, GeoIP behind proxies).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! from the real binary with credentials from the standard AWS environment variables: object
 //! keys, gzip NDJSON bodies, event contents, and the server down for a while and back.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::io::Read;

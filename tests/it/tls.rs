@@ -2,7 +2,7 @@
 //! reload without dropping open connections, refusal of broken files, and the plain listener's
 //! 308 to https and ACME challenge files.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

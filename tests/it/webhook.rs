@@ -2,7 +2,7 @@
 //! retries (500, 429 + Retry-After, hangs, down and back), rejection to the dead-letter file,
 //! 410, 413 splitting, and Standard Webhooks signatures.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

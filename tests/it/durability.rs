@@ -2,7 +2,7 @@
 //! SIGTERM while its webhook is down, and restarted; every event arrives (receivers
 //! de-duplicate by `id`).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The hit path through the real server: statuses, headers, query merging, host routing,
 //! 404/405/400, robots, hostile requests, and reload while requests are running.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Operations: exact counters on `/metrics` after known traffic, `/readyz` before the table is
 //! loaded, `/links/...`, and no secret in the logs.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

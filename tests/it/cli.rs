@@ -1,7 +1,7 @@
 //! The `clickstream` binary: `check`, exit codes, config errors, `--help`, and `serve` stopping
 //! cleanly on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;
