@@ -110,7 +110,7 @@ impl BotList {
     /// The list shipped in the binary (data/bots.txt). Never fails: a line
     /// that would not parse is skipped (a unit test keeps the file clean).
     pub fn embedded() -> BotList {
-        Self::build(include_str!("../../data/bots.txt"), "data/bots.txt").0
+        Self::build(include_str!("../../../data/bots.txt"), "data/bots.txt").0
     }
 
     /// Parses a bot list. On failure returns every bad line, each as
@@ -1636,7 +1636,7 @@ mod tests {
 
     #[test]
     fn embedded_list_parses_cleanly() {
-        let text = include_str!("../../data/bots.txt");
+        let text = include_str!("../../../data/bots.txt");
         let list = match BotList::parse(text, "data/bots.txt") {
             Ok(list) => list,
             Err(errors) => panic!("data/bots.txt has bad lines:\n{}", errors.join("\n")),
