@@ -2,33 +2,37 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the TOML file and environment, validated into typed settings.
-//! - [`links`]: the link table (CSV / JSON Lines) and its `O(1)` lookup structure.
-//! - [`server`]: listeners (plain HTTP/1.1; TLS with HTTP/2 by ALPN), connection limits and
-//!   timeouts, ACME challenge files, graceful shutdown.
-//! - [`h1`]: the plain listener's HTTP/1.1 connections, parsed with `httparse` and answered
-//!   without hyper (hyper serves TLS and the admin listener).
-//! - [`tls`]: certificates per custom domain, chosen by SNI, reloaded atomically.
-//! - [`redirect`]: **the hit path** — one request in, one redirect out, one [`click::Hit`] handed
-//!   off without waiting.
-//! - [`click`]: the hit, the bounded click queue, and the click event's exact JSON shape.
+//! Bottom up; a module imports only from the layers below it (a test in `tests/it/layout.rs`
+//! fails on an import cycle among these).
+//!
+//! - Leaves: [`metrics`] (counters), [`json`] (the hand-written JSON pieces of an event),
+//!   [`shutdown`] (the flag every task watches).
+//! - [`config`]: the TOML file and environment, validated into plain typed settings
+//!   (`raw`, `validate`, `sink`); the owners build their runtime objects from them.
+//! - [`links`]: the link table (`link`, `parse`, `load`) and its `O(1)` lookup structure.
+//! - [`click`]: the [`click::Hit`] a request leaves behind and the bounded queue it goes into.
+//! - [`edge`]: **the hit path** — [`edge::redirect`] (one request in, one answer out, one hit
+//!   handed off without waiting), [`edge::h1`] (the plain listener's own HTTP/1.1 loop),
+//!   [`edge::https`] (hyper on TLS), [`edge::listener`] (serving threads, accept loops, limits),
+//!   [`edge::acme`], and [`edge::tls`] (certificates by SNI).
+//! - [`enrich`]: user agent and bots, GeoIP, client IP, language, referrer, sessions, and
+//!   [`enrich::event`], the click event's exact JSON.
 //! - [`pipeline`]: the thread that enriches hits into events and appends them to the spool.
-//! - [`enrich`]: user agent, bots, GeoIP, client IP, language, referrer, sessions.
 //! - [`spool`]: the durable on-disk queue, one cursor per sink.
 //! - [`sink`]: delivery written once (batching, retries, dead letters) and the file, webhook and
 //!   S3 destinations.
-//! - [`reload`]: hot reload of the link table.
-//! - [`metrics`], [`admin`]: counters and the admin listener.
+//! - [`reload`], [`admin`]: hot reload of the table; counters, health and link debugging.
 //! - [`app`]: a running node, wired together, and its orderly shutdown.
 //!
 //! # Data flow
 //!
 //! ```text
-//!  request ──▶ server / h1 ──▶ redirect::Router::answer ──▶ 30x response
-//!                              │ try_send (bounded; full = counted drop)
+//!  request ──▶ edge::listener / h1 / https ──▶ edge::redirect::Router::answer ──▶ 30x response
+//!                              │ click::ClickQueue::offer (bounded; full = counted drop)
 //!                              ▼
-//!                         click queue ──▶ pipeline thread: enrich ─▶ JSON ─▶ spool (fsync / 200 ms)
-//!                                                                              │ one cursor each
+//!                         click queue ──▶ pipeline thread: enrich ─▶ event JSON ─▶ spool
+//!                                                                   (fsync / 200 ms) │
+//!                                                                      one cursor each
 //!                                              ┌───────────────┬───────────────┤
 //!                                              ▼               ▼               ▼
 //!                                         file sink      webhook sink      S3 sink
@@ -37,7 +41,7 @@
 //! # Threads
 //!
 //! - `clickstream-serve`, one per CPU: the plain listener's connections, dealt in turn, each
-//!   thread a single-threaded runtime with its own epoll (see [`server`]).
+//!   thread a single-threaded runtime with its own epoll (see [`edge::listener`]).
 //! - `clickstream-worker`: the multi-threaded runtime for the accept loops, TLS connections, the
 //!   admin listener, reloads and certificate watching.
 //! - `clickstream-pipeline`: enrichment and spool appends.

@@ -354,7 +354,11 @@ pub fn write_answer(out: &mut Vec<u8>, answer: &Answer<'_>, form: Form, date: Sy
     if answer.allow {
         field(out, b"allow", ALLOWED_METHODS.as_bytes());
     }
-    field(out, b"content-length", itoa::Buffer::new().format(answer.body.len()).as_bytes());
+    field(
+        out,
+        b"content-length",
+        itoa::Buffer::new().format(answer.body.len()).as_bytes(),
+    );
     DATE.with(|cache| field(out, b"date", cache.borrow_mut().at(date)));
     if !keep_alive {
         field(out, b"connection", b"close");

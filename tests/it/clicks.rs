@@ -208,8 +208,7 @@ async fn untrusted_peers_cannot_spoof_their_address() {
     .await;
     let events = t.wait_for_events(1).await;
     assert_eq!(events[0]["client"]["location"]["country"], "");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(metric(&t.metrics().await, "clickstream_geoip_misses_total"), 1);
+    t.wait_for_metric("clickstream_geoip_misses_total", 1).await;
 }
 
 #[tokio::test]

@@ -431,7 +431,8 @@ async fn connection_limit_holds_new_connections_back() {
         .write_all(b"GET /temp HTTP/1.1\r\nHost: brand.link\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = read_response(&mut first).await;
+    assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
     // The second is accepted by the kernel but not served while the first is open.
     let second = tokio::spawn(raw(
         t.node.addr,
@@ -554,11 +555,13 @@ async fn prefetches_are_answered_but_not_clicks() {
     let r = c.get(t.url("/temp")).header("host", "brand.link").send().await.unwrap();
     assert_eq!(r.status(), 302);
     let events = t.wait_for_events(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(t.file_events().len(), 1, "{events:?}");
+    // Both answers are in, and the hit path counts before it answers: two redirects, one of them
+    // a prefetch, so one hit went to the pipeline, which has spooled exactly that one.
     let m = t.metrics().await;
-    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"prefetch\"}"), 1);
     assert_eq!(common::metric(&m, "clickstream_redirects_total{status=\"302\"}"), 2);
+    t.wait_for_metric("clickstream_spool_durable_sequence", 1).await;
+    assert_eq!(t.file_events().len(), 1, "{events:?}");
+    assert_eq!(common::metric(&m, "clickstream_responses_total{kind=\"prefetch\"}"), 1);
 }
 
 #[tokio::test]

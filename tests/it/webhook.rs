@@ -326,7 +326,8 @@ async fn filters_pick_humans_workspaces_and_domains() {
         .send()
         .await
         .unwrap(); // bot: filtered
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    t.wait_for_metric("clickstream_sink_filtered_total{sink=\"hook\"}", 3)
+        .await;
     let events = rx.wait_for_events(2, Duration::from_secs(10)).await;
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e["route"]["creator"]["workspace"]["id"] == "w1"));

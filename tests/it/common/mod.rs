@@ -43,6 +43,23 @@ impl TestNode {
         .unwrap_or_else(|| panic!("expected {n} events, have {}", self.file_events().len()))
     }
 
+    /// Waits until the counter `name` (a full series, labels included) reaches `value`, and
+    /// fails with the value it had when it does not within a few seconds.
+    pub async fn wait_for_metric(&self, name: &str, value: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = metric(&self.metrics().await, name);
+            if now == value {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} is {now}, expected {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn metrics(&self) -> String {
         client()
             .get(format!("{}/metrics", self.admin))
