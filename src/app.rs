@@ -64,7 +64,7 @@ pub struct Node {
     pub admin_addr: SocketAddr,
     /// Where the TLS listener is bound, when configured.
     pub tls_addr: Option<SocketAddr>,
-    certs: Option<Arc<crate::tls::CertStore>>,
+    certs: Option<Arc<crate::edge::tls::CertStore>>,
     tls_task: Option<JoinHandle<()>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
@@ -317,7 +317,7 @@ impl Node {
         let (mut tls_addr, mut certs, mut tls_task) = (None, None, None);
         if let Some(tls) = &config.tls {
             let sources = tls.sources.clone();
-            let store = tokio::task::spawn_blocking(move || crate::tls::CertStore::load(sources))
+            let store = tokio::task::spawn_blocking(move || crate::edge::tls::CertStore::load(sources))
                 .await
                 .map_err(|e| StartError::Setup(format!("certificate task failed: {e}")))?
                 .map_err(|errors| StartError::Setup(format!("TLS certificates:\n  {}", errors.join("\n  "))))?;
@@ -436,8 +436,8 @@ impl Node {
 
 /// Reloads the certificates when a certificate or key file (or the `[tls] dir` listing) changes.
 async fn watch_certificates(
-    store: Arc<crate::tls::CertStore>,
-    sources: crate::tls::TlsSources,
+    store: Arc<crate::edge::tls::CertStore>,
+    sources: crate::edge::tls::TlsSources,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {

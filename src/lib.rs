@@ -66,7 +66,6 @@ pub mod reload;
 pub mod shutdown;
 pub mod sink;
 pub mod spool;
-pub mod tls;
 
 /// An error and its causes, `message: cause: cause`, leaving out a cause the text before already
 /// says (most of this crate's errors put their source in their own message).

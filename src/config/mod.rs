@@ -131,9 +131,47 @@ pub struct TlsConfig {
     /// Address of the TLS listener.
     pub listen: SocketAddr,
     /// Where certificates come from.
-    pub sources: crate::tls::TlsSources,
+    pub sources: TlsSources,
     /// Offer HTTP/2 by ALPN (HTTP/1.1 always).
     pub http2: bool,
+}
+
+/// Where certificates come from: `[tls]` and the `cert`/`key` of `[[domain]]`s. The certificate
+/// store of `edge::tls` loads them.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSources {
+    /// Directory of `<name>.crt` / `<name>.key` pairs (`_wildcard.<suffix>` or
+    /// `*.<suffix>` for wildcards). Re-scanned on every reload, so adding a
+    /// pair and reloading serves a new domain.
+    pub dir: Option<PathBuf>,
+    /// Explicitly listed certificates.
+    pub domains: Vec<DomainCert>,
+    /// Name (exact or `*.` wildcard) of a loaded certificate served to clients
+    /// without SNI or with an unknown name. Exclusive with `default_cert`.
+    pub default_domain: Option<String>,
+    /// Files of a certificate served to clients without SNI or with an unknown
+    /// name; it is not checked against any name. Exclusive with `default_domain`.
+    pub default_cert: Option<CertFiles>,
+}
+
+/// A certificate served for one name (exact, or `*.suffix` for a wildcard).
+#[derive(Debug, Clone)]
+pub struct DomainCert {
+    /// The name clients send as SNI, or `*.suffix`.
+    pub name: String,
+    /// PEM file: the leaf certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// PEM file: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).
+    pub key: PathBuf,
+}
+
+/// A certificate/key file pair not bound to a name (the default certificate).
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    /// PEM file: the leaf certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// PEM file: the private key.
+    pub key: PathBuf,
 }
 
 /// `[server]`: listeners, files and limits.

@@ -162,19 +162,19 @@ pub(super) fn validate_tls(
         return None;
     };
     let listen = socket_addr(Some(listen), "127.0.0.1:8443", "[server] tls_listen", errors);
-    let mut sources = crate::tls::TlsSources {
+    let mut sources = TlsSources {
         dir: raw.dir,
         default_domain: raw.default_domain.map(|d| d.trim().to_ascii_lowercase()),
         ..Default::default()
     };
     match (raw.default_cert, raw.default_key) {
-        (Some(cert), Some(key)) => sources.default_cert = Some(crate::tls::CertFiles { cert, key }),
+        (Some(cert), Some(key)) => sources.default_cert = Some(CertFiles { cert, key }),
         (None, None) => {}
         _ => errors.push("[tls]: default_cert and default_key go together".into()),
     }
     for d in domains.values() {
         match (&d.cert, &d.key) {
-            (Some(cert), Some(key)) => sources.domains.push(crate::tls::DomainCert {
+            (Some(cert), Some(key)) => sources.domains.push(DomainCert {
                 name: d.name.clone(),
                 cert: cert.clone(),
                 key: key.clone(),

@@ -17,3 +17,4 @@ pub mod h1;
 pub mod https;
 pub mod listener;
 pub mod redirect;
+pub mod tls;

@@ -3,8 +3,6 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use common::{client, metric, start};
 
 const FACEBOOK_ANDROID_9: &str = "Mozilla/5.0 (Linux; Android 9; SM-G960F Build/PPR1.180610.011; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/74.0.3729.157 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/227.0.0.43.158;]";

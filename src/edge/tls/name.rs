@@ -105,8 +105,8 @@ pub(super) fn covers(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    use crate::tls::tests::{Fixture, cert_for, serve, served, write_pair};
-    use crate::tls::{CertStore, TlsSources};
+    use crate::edge::tls::tests::{Fixture, cert_for, serve, served, write_pair};
+    use crate::edge::tls::{CertStore, TlsSources};
 
     #[tokio::test]
     async fn handshake_picks_certificate_by_sni() {

@@ -518,10 +518,10 @@ fn pem_reason(error: &pem::Error) -> &'static str {
 mod tests {
     use super::*;
 
-    use crate::tls::tests::{
+    use crate::edge::tls::tests::{
         Fixture, cert_for, connect, default_client, echo, generate, has, leaf, serve, served, write_pair,
     };
-    use crate::tls::{CertFiles, DomainCert};
+    use crate::edge::tls::{CertFiles, DomainCert};
 
     #[tokio::test]
     async fn reload_serves_replaced_certificate_and_keeps_open_connections() {

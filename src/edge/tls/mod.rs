@@ -50,6 +50,7 @@ mod error;
 mod load;
 mod name;
 
+pub use crate::config::{CertFiles, DomainCert, TlsSources};
 pub use error::TlsError;
 
 use std::collections::HashMap;
@@ -74,43 +75,6 @@ pub const WILDCARD_FILE_PREFIX: &str = "_wildcard.";
 /// Stateful session cache size (TLS 1.2 session IDs; TLS 1.3 and TLS 1.2
 /// ticket-capable clients use stateless tickets instead).
 const SESSION_CACHE_SIZE: usize = 4096;
-
-/// Where certificates come from (built by the config module).
-#[derive(Debug, Clone, Default)]
-pub struct TlsSources {
-    /// Directory of `<name>.crt` / `<name>.key` pairs (`_wildcard.<suffix>` or
-    /// `*.<suffix>` for wildcards). Re-scanned on every reload, so adding a
-    /// pair and reloading serves a new domain.
-    pub dir: Option<PathBuf>,
-    /// Explicitly listed certificates.
-    pub domains: Vec<DomainCert>,
-    /// Name (exact or `*.` wildcard) of a loaded certificate served to clients
-    /// without SNI or with an unknown name. Exclusive with `default_cert`.
-    pub default_domain: Option<String>,
-    /// Files of a certificate served to clients without SNI or with an unknown
-    /// name; it is not checked against any name. Exclusive with `default_domain`.
-    pub default_cert: Option<CertFiles>,
-}
-
-/// A certificate served for one name (exact, or `*.suffix` for a wildcard).
-#[derive(Debug, Clone)]
-pub struct DomainCert {
-    /// The name clients send as SNI, or `*.suffix`.
-    pub name: String,
-    /// PEM file: the leaf certificate first, then any intermediates.
-    pub cert: PathBuf,
-    /// PEM file: the private key (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).
-    pub key: PathBuf,
-}
-
-/// A certificate/key file pair not bound to a name (the default certificate).
-#[derive(Debug, Clone)]
-pub struct CertFiles {
-    /// PEM file: the leaf certificate first, then any intermediates.
-    pub cert: PathBuf,
-    /// PEM file: the private key.
-    pub key: PathBuf,
-}
 
 /// One loaded certificate, as reported by [`CertStore::certificates`].
 #[derive(Debug, Clone, PartialEq, Eq)]
