@@ -593,46 +593,4 @@ fn dead_letter(ctx: &DriverContext, batch: &Batch, reason: &str) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap_with_jitter_below_it() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        let ceilings: Vec<u64> = (0..6)
-            .map(|_| {
-                let c = b.ceiling();
-                let d = b.next_delay();
-                assert!(d < c.max(Duration::from_nanos(1)));
-                c.as_millis() as u64
-            })
-            .collect();
-        assert_eq!(ceilings, vec![100, 200, 400, 800, 1000, 1000]);
-        b.reset();
-        assert_eq!(b.ceiling(), Duration::from_millis(100));
-        let mut far = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        for _ in 0..100 {
-            far.next_delay();
-        }
-        assert_eq!(far.ceiling(), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn batches_split_and_name_their_hour() {
-        let events: [&[u8]; 5] = [b"1", b"22", b"333", b"4", b"{}"];
-        let b = Batch::of(10, 1_562_076_426_000_000, events);
-        assert_eq!(b.date_hour(), ("2019-07-02".to_string(), "14".to_string()));
-        assert_eq!(b.ndjson(), b"1\n22\n333\n4\n{}\n");
-        assert_eq!((b.first_seq, b.last_seq, b.len(), b.bytes()), (10, 14, 5, 9));
-        assert_eq!(b.events().collect::<Vec<_>>(), events);
-        let (l, r) = b.split();
-        assert_eq!((l.first_seq, l.last_seq, l.len(), l.bytes()), (10, 11, 2, 3));
-        assert_eq!((r.first_seq, r.last_seq, r.len(), r.bytes()), (12, 14, 3, 6));
-        assert_eq!(l.events().collect::<Vec<_>>(), &events[..2]);
-        assert_eq!(r.events().collect::<Vec<_>>(), &events[2..]);
-        assert_eq!(r.ndjson(), b"333\n4\n{}\n");
-        let (rl, rr) = r.split();
-        assert_eq!(rl.events().collect::<Vec<_>>(), &events[2..3]);
-        assert_eq!(rr.events().collect::<Vec<_>>(), &events[3..]);
-    }
-}
+mod tests;
