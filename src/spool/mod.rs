@@ -59,23 +59,34 @@
 //! **Locking.** One `std::sync::Mutex` guards the segment list and the cursors; it is taken by
 //! the pipeline thread once per flush and by sink drivers once per batch, never on the request
 //! path, and never held across network I/O.
+//!
+//! # Parts
+//!
+//! `record` encodes and decodes records; `writer` is the appending end ([`SpoolWriter`]); `sync`
+//! the syncer thread; `reader` a sink's [`SpoolReader`]; `cursor` the cursor files; `reap` deletes
+//! delivered segments. This file opens and recovers the spool and keeps the shared state: the
+//! segment list and the cursors, with acknowledgements and budgets.
 
 mod cursor;
 mod reader;
+mod reap;
+mod record;
 mod sync;
+mod writer;
 
 pub use reader::SpoolReader;
+pub use record::{Decoded, Record, RecordMeta, RecordRef, decode_record, encode_record};
+pub use writer::SpoolWriter;
 
 use cursor::{CursorFile, Found, Saved};
+use reap::start_reaper;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -84,22 +95,10 @@ use crate::metrics::SinkMetrics;
 
 /// First bytes of every segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"CLKSPL01";
-/// Length of the `[len][crc]` record header.
-const RECORD_HEADER_LEN: usize = 8;
-/// Fixed part of a record body before the variable strings.
-const BODY_FIXED_LEN: usize = 8 + 8 + 1;
-/// Largest record body accepted when reading; a length beyond it is corruption.
-const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 /// The extension a delivered segment is renamed to until the reaper has removed it.
 const DELETED_EXT: &str = "del";
-/// How much of a deleted segment one truncation frees (128 pages).
-const REAP_STEP_BYTES: u64 = 512 * 1024;
-/// Pause between two truncation steps, so the CPU goes to whoever waits for it.
-const REAP_PAUSE: Duration = Duration::from_micros(500);
 /// Encoded records the writer gathers before it writes them to the segment file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
-
-const FLAG_BOT: u8 = 1;
 
 /// Why the spool could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -118,59 +117,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io {
         path: path.to_path_buf(),
         source,
-    }
-}
-
-/// What sinks filter and partition on, stored beside each event.
-#[derive(Debug, Clone, Copy)]
-pub struct RecordMeta<'a> {
-    /// Click time, unix microseconds.
-    pub time_micros: i64,
-    /// Classified as a bot.
-    pub bot: bool,
-    /// Workspace id of the link.
-    pub workspace: &'a str,
-    /// Domain of the link.
-    pub domain: &'a str,
-}
-
-/// One event read back from the spool for a sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Sequence number.
-    pub seq: u64,
-    /// Click time, unix microseconds.
-    pub time_micros: i64,
-    /// The event, one JSON object.
-    pub json: Vec<u8>,
-}
-
-/// A record as it lies in the spool's bytes: read in place, so that the events a sink's filter
-/// skips, and the metadata the filter reads, are never copied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordRef<'a> {
-    /// Sequence number.
-    pub seq: u64,
-    /// Click time, unix microseconds.
-    pub time_micros: i64,
-    /// Classified as a bot.
-    pub bot: bool,
-    /// Workspace id.
-    pub workspace: Cow<'a, str>,
-    /// Domain.
-    pub domain: Cow<'a, str>,
-    /// The event, one JSON object.
-    pub json: &'a [u8],
-}
-
-impl RecordRef<'_> {
-    /// The event and what a sink needs of its metadata, copied out of the spool's bytes.
-    pub fn to_record(&self) -> Record {
-        Record {
-            seq: self.seq,
-            time_micros: self.time_micros,
-            json: self.json.to_vec(),
-        }
     }
 }
 
@@ -255,28 +201,6 @@ pub struct Spool {
     shared: Arc<Shared>,
 }
 
-/// The appending end; owned by the pipeline thread.
-pub struct SpoolWriter {
-    spool: Spool,
-    segment_max_bytes: u64,
-    /// The head segment, shared with the syncer.
-    file: Arc<File>,
-    /// Records encoded in place (see [`SpoolWriter::append_with`]) and not yet written.
-    pending: Vec<u8>,
-    segment_first: u64,
-    /// Length of the head segment, `pending` included.
-    segment_bytes: u64,
-    /// The head segment was created and no sync job has carried it yet (its directory entry).
-    segment_is_new: bool,
-    next_seq: u64,
-    /// Last sequence handed to the syncer.
-    requested: u64,
-    syncer: mpsc::Sender<sync::SyncJob>,
-    /// Each sink's filter and counters (the sinks are fixed when the spool opens), so that an
-    /// append counts without taking the state lock the sinks' readers use.
-    filters: Vec<(Filter, Arc<SinkMetrics>)>,
-}
-
 /// Bytes of the durable segments from `p` to the head: a sink's share of the disk.
 fn bytes_from(segments: &BTreeMap<u64, u64>, p: &Position) -> u64 {
     segments
@@ -297,84 +221,6 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
 
 fn cursor_path(dir: &Path, sink: &str) -> PathBuf {
     dir.join(format!("{sink}.cursor"))
-}
-
-/// Encodes one record (header and body) into `out`.
-pub fn encode_record(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, json: &[u8]) {
-    encode_record_with(out, seq, meta, |out| out.extend_from_slice(json));
-}
-
-/// Encodes one record into `out`, its JSON written in place by `write_json`.
-fn encode_record_with(out: &mut Vec<u8>, seq: u64, meta: RecordMeta<'_>, write_json: impl FnOnce(&mut Vec<u8>)) {
-    let ws = &meta.workspace.as_bytes()[..meta.workspace.len().min(u16::MAX as usize)];
-    let dom = &meta.domain.as_bytes()[..meta.domain.len().min(u16::MAX as usize)];
-    let start = out.len();
-    out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&meta.time_micros.to_le_bytes());
-    out.push(if meta.bot { FLAG_BOT } else { 0 });
-    out.extend_from_slice(&(ws.len() as u16).to_le_bytes());
-    out.extend_from_slice(ws);
-    out.extend_from_slice(&(dom.len() as u16).to_le_bytes());
-    out.extend_from_slice(dom);
-    write_json(out);
-    let body_len = (out.len() - start - RECORD_HEADER_LEN) as u32;
-    let crc = crc32fast::hash(&out[start + RECORD_HEADER_LEN..]);
-    out[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Result of decoding the bytes at a position.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Decoded<'a> {
-    /// A whole, valid record and its encoded length.
-    Record(RecordRef<'a>, usize),
-    /// Not enough bytes yet (end of data, or a record still being written).
-    Incomplete,
-    /// A record whose length or checksum is wrong.
-    Corrupt(&'static str),
-}
-
-/// Decodes the record at the start of `data`.
-pub fn decode_record(data: &[u8]) -> Decoded<'_> {
-    if data.len() < RECORD_HEADER_LEN {
-        return Decoded::Incomplete;
-    }
-    let len = u32::from_le_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(data[4..8].try_into().expect("4 bytes"));
-    if !(BODY_FIXED_LEN + 4..=MAX_RECORD_BYTES).contains(&len) {
-        return Decoded::Corrupt("impossible record length");
-    }
-    let Some(body) = data.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len) else {
-        return Decoded::Incomplete;
-    };
-    if crc32fast::hash(body) != crc {
-        return Decoded::Corrupt("checksum mismatch");
-    }
-    let seq = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
-    let time_micros = i64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
-    let bot = body[16] & FLAG_BOT != 0;
-    let mut at = BODY_FIXED_LEN;
-    let string = |at: &mut usize| {
-        let n = u16::from_le_bytes(body.get(*at..*at + 2)?.try_into().ok()?) as usize;
-        let s = body.get(*at + 2..*at + 2 + n)?;
-        *at += 2 + n;
-        Some(String::from_utf8_lossy(s))
-    };
-    let (Some(workspace), Some(domain)) = (string(&mut at), string(&mut at)) else {
-        return Decoded::Corrupt("metadata overruns the record");
-    };
-    Decoded::Record(
-        RecordRef {
-            seq,
-            time_micros,
-            bot,
-            workspace,
-            domain,
-            json: &body[at..],
-        },
-        RECORD_HEADER_LEN + len,
-    )
 }
 
 fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
@@ -685,48 +531,6 @@ impl Spool {
         Some((c.epoch.load(Ordering::Relaxed), c.position))
     }
 
-    /// Deletes segments that every sink has passed (never the head).
-    fn collect_garbage(&self) {
-        // Taken out of the map under the lock, deleted after it: deleting a large file can take
-        // milliseconds, and the pipeline thread's flush and the sinks' reads wait for this lock.
-        let doomed: Vec<(u64, u64)> = {
-            let mut state = self.state();
-            let min_next = state.sinks.iter().map(|c| c.position.next_seq).min();
-            let firsts: Vec<u64> = state.segments.keys().copied().collect();
-            let mut doomed = Vec::new();
-            for pair in firsts.windows(2) {
-                let (first, next_first) = (pair[0], pair[1]);
-                // Every record of `first` is below `next_first`.
-                if min_next.is_none_or(|m| m >= next_first) {
-                    doomed.extend(state.segments.remove_entry(&first));
-                } else {
-                    break;
-                }
-            }
-            doomed
-        };
-        for (first, bytes) in doomed {
-            let path = segment_path(&self.shared.dir, first);
-            let gone = path.with_extension(DELETED_EXT);
-            match fs::rename(&path, &gone) {
-                Ok(()) => match &self.shared.reaper {
-                    Some(reaper) => {
-                        if let Err(mpsc::SendError(gone)) = reaper.send(gone) {
-                            reap(&gone, Duration::ZERO);
-                        }
-                    }
-                    None => reap(&gone, Duration::ZERO),
-                },
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a delivered segment");
-                    // Still on disk: keep counting it, and try again at the next collection.
-                    self.state().segments.insert(first, bytes);
-                }
-            }
-        }
-    }
-
     /// Records that segment `first` is durable up to `bytes` and everything up to `durable`
     /// with it (by the syncer), and applies the budgets.
     fn publish(&self, first: u64, bytes: u64, durable: u64) {
@@ -816,46 +620,6 @@ impl Spool {
     }
 }
 
-/// Starts the thread that removes delivered segments (see the module docs).
-fn start_reaper() -> Option<mpsc::Sender<PathBuf>> {
-    let (tx, rx) = mpsc::channel::<PathBuf>();
-    let started = std::thread::Builder::new()
-        .name("clickstream-spool-reaper".into())
-        // Ends when the spool is gone and what it was given is removed.
-        .spawn(move || rx.into_iter().for_each(|path| reap(&path, REAP_PAUSE)));
-    match started {
-        Ok(_) => Some(tx),
-        Err(e) => {
-            tracing::warn!(error = %e, "spool: cannot start the reaper thread; deleting segments inline");
-            None
-        }
-    }
-}
-
-/// Removes a delivered segment: shrunk `REAP_STEP_BYTES` at a time with `pause` between steps,
-/// then unlinked, so no single call holds a CPU for long.
-fn reap(path: &Path, pause: Duration) {
-    let shrink_and_remove = || -> io::Result<()> {
-        let file = OpenOptions::new().write(true).open(path)?;
-        let mut len = file.metadata()?.len();
-        while len > 0 {
-            len = len.saturating_sub(REAP_STEP_BYTES);
-            file.set_len(len)?;
-            if !pause.is_zero() {
-                std::thread::sleep(pause);
-            }
-        }
-        drop(file);
-        fs::remove_file(path)
-    };
-    match shrink_and_remove() {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        // Left as `.del`: the next open removes it.
-        Err(e) => tracing::warn!(segment = %path.display(), error = %e, "spool: cannot delete a delivered segment"),
-    }
-}
-
 /// Counts the events a sink would have taken from `from` up to the segment starting at `until`;
 /// every sequence number in the range when the segment cannot be read (gone already).
 fn count_matching(dir: &Path, from: Position, until: u64, filter: &Filter) -> u64 {
@@ -873,139 +637,6 @@ fn count_matching(dir: &Path, from: Position, until: u64, filter: &Filter) -> u6
         }
     }
     n
-}
-
-impl SpoolWriter {
-    /// The shared handle.
-    pub fn spool(&self) -> &Spool {
-        &self.spool
-    }
-
-    /// Appends one event and returns its sequence number. Not durable until the next
-    /// [`flush`](Self::flush) or [`flush_in_background`](Self::flush_in_background) is done.
-    pub fn append(&mut self, meta: RecordMeta<'_>, json: &[u8]) -> Result<u64, SpoolError> {
-        self.append_with(meta, |out| out.extend_from_slice(json))
-    }
-
-    /// Like [`append`](Self::append), with the event's JSON written by `write_json` straight
-    /// into the write buffer (no copy of it on the way).
-    pub fn append_with(
-        &mut self,
-        meta: RecordMeta<'_>,
-        write_json: impl FnOnce(&mut Vec<u8>),
-    ) -> Result<u64, SpoolError> {
-        if self.segment_bytes >= self.segment_max_bytes {
-            self.roll()?;
-        }
-        if self.pending.len() >= WRITE_BUFFER_BYTES {
-            // On failure the event is not taken (the caller counts it) and the buffer is kept
-            // for the next attempt, so it stays bounded.
-            self.write_pending()?;
-        }
-        let seq = self.next_seq;
-        let before = self.pending.len();
-        encode_record_with(&mut self.pending, seq, meta, write_json);
-        self.segment_bytes += (self.pending.len() - before) as u64;
-        self.next_seq += 1;
-        for (filter, metrics) in &self.filters {
-            if filter.matches(meta.bot, meta.workspace, meta.domain) {
-                metrics.appended.inc();
-            }
-        }
-        Ok(seq)
-    }
-
-    /// Writes the buffered records to the head segment. What was written leaves the buffer even
-    /// on an error, so a retry goes on where this stopped.
-    fn write_pending(&mut self) -> Result<(), SpoolError> {
-        let mut written = 0;
-        let result = loop {
-            if written == self.pending.len() {
-                break Ok(());
-            }
-            match (&*self.file).write(&self.pending[written..]) {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        self.pending.drain(..written);
-        result.map_err(io_err(&segment_path(&self.spool.shared.dir, self.segment_first)))
-    }
-
-    /// Hands the head segment, as written so far, to the syncer.
-    fn request_sync(&mut self, done: Option<sync::Done>) -> Result<(), SpoolError> {
-        let durable = self.next_seq - 1;
-        let job = sync::SyncJob {
-            file: self.file.clone(),
-            first: self.segment_first,
-            bytes: self.segment_bytes,
-            durable,
-            new_segment: self.segment_is_new,
-            done,
-        };
-        if self.syncer.send(job).is_err() {
-            return Err(self.syncer_stopped());
-        }
-        self.requested = durable;
-        self.segment_is_new = false;
-        Ok(())
-    }
-
-    /// Writes the buffer out and asks the syncer to make it durable, without waiting: the
-    /// syncer publishes the new durable sequence and applies the sinks' budgets when done.
-    pub fn flush_in_background(&mut self) -> Result<(), SpoolError> {
-        self.write_pending()?;
-        if self.next_seq - 1 == self.requested && !self.segment_is_new {
-            return Ok(());
-        }
-        self.request_sync(None)
-    }
-
-    /// Writes the buffer out, syncs it and returns the durable sequence, once published.
-    pub fn flush(&mut self) -> Result<u64, SpoolError> {
-        self.write_pending()?;
-        let durable = self.next_seq - 1;
-        if durable <= self.spool.durable_seq() && !self.segment_is_new {
-            return Ok(durable);
-        }
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.request_sync(Some(tx))?;
-        rx.recv().unwrap_or_else(|_| Err(self.syncer_stopped()))
-    }
-
-    /// The error for a sync that cannot be asked for or answered: the syncer is gone.
-    fn syncer_stopped(&self) -> SpoolError {
-        SpoolError::Io {
-            path: segment_path(&self.spool.shared.dir, self.segment_first),
-            source: io::Error::other("the spool's sync thread has stopped"),
-        }
-    }
-
-    /// Starts a new head segment. The closed one is synced by the syncer, in order, before
-    /// anything of the new one is published.
-    fn roll(&mut self) -> Result<(), SpoolError> {
-        self.write_pending()?;
-        if self.next_seq - 1 != self.requested || self.segment_is_new {
-            self.request_sync(None)?;
-        }
-        let first = self.next_seq;
-        let path = segment_path(&self.spool.shared.dir, first);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        self.file = Arc::new(file);
-        self.pending.extend_from_slice(SEGMENT_MAGIC);
-        self.segment_first = first;
-        self.segment_bytes = SEGMENT_MAGIC.len() as u64;
-        self.segment_is_new = true;
-        self.spool.state().segments.insert(first, self.segment_bytes);
-        Ok(())
-    }
 }
 
 /// Per-sink undelivered bytes (for tests and the admin listener).

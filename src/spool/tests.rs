@@ -1,7 +1,10 @@
 use super::*;
+
+use std::time::Duration;
+
 use crate::metrics::SinkMetrics;
 
-fn spec(name: &str, budget: u64) -> SinkSpec {
+pub(super) fn spec(name: &str, budget: u64) -> SinkSpec {
     SinkSpec {
         name: name.into(),
         budget_bytes: budget,
@@ -10,7 +13,7 @@ fn spec(name: &str, budget: u64) -> SinkSpec {
     }
 }
 
-fn meta(bot: bool) -> RecordMeta<'static> {
+pub(super) fn meta(bot: bool) -> RecordMeta<'static> {
     RecordMeta {
         time_micros: 1_700_000_000_000_000,
         bot,
@@ -20,7 +23,7 @@ fn meta(bot: bool) -> RecordMeta<'static> {
 }
 
 /// The durable sequence once it reaches `at_least` (published by the syncer), or after 10 s.
-fn wait_durable(spool: &Spool, at_least: u64) -> u64 {
+pub(super) fn wait_durable(spool: &Spool, at_least: u64) -> u64 {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while spool.durable_seq() < at_least && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
@@ -28,32 +31,12 @@ fn wait_durable(spool: &Spool, at_least: u64) -> u64 {
     spool.durable_seq()
 }
 
-fn drain(r: &mut SpoolReader, durable: u64) -> Vec<u64> {
+pub(super) fn drain(r: &mut SpoolReader, durable: u64) -> Vec<u64> {
     let mut out = Vec::new();
     while let Some(rec) = r.next(durable).unwrap() {
         out.push(rec.seq);
     }
     out
-}
-
-#[test]
-fn records_round_trip_and_detect_damage() {
-    let mut buf = Vec::new();
-    encode_record(&mut buf, 7, meta(true), br#"{"a":1}"#);
-    let Decoded::Record(r, n) = decode_record(&buf) else {
-        panic!()
-    };
-    assert_eq!(n, buf.len());
-    assert_eq!((r.seq, r.bot, &*r.workspace, &*r.domain), (7, true, "w1", "brand.link"));
-    assert_eq!(r.json, br#"{"a":1}"#);
-    assert_eq!(decode_record(&buf[..buf.len() - 1]), Decoded::Incomplete);
-    let mut bad = buf.clone();
-    let last = bad.len() - 1;
-    bad[last] ^= 0xff;
-    assert_eq!(decode_record(&bad), Decoded::Corrupt("checksum mismatch"));
-    let mut huge = buf.clone();
-    huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert_eq!(decode_record(&huge), Decoded::Corrupt("impossible record length"));
 }
 
 #[test]
@@ -232,60 +215,9 @@ fn pending_bounds_survive_restart() {
 }
 
 /// The files in `dir` with extension `ext`.
-fn files_with(dir: &Path, ext: &str) -> usize {
+pub(super) fn files_with(dir: &Path, ext: &str) -> usize {
     fs::read_dir(dir)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == ext))
         .count()
-}
-
-#[test]
-fn delivered_segments_leave_at_once_and_are_reaped_in_the_background() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let (spool, mut w) = Spool::open(dir.path(), 4096, vec![spec("a", u64::MAX)]).unwrap();
-        let mut r = spool.reader("a").unwrap();
-        for _ in 0..200 {
-            w.append(meta(false), &[b'x'; 100]).unwrap();
-        }
-        w.flush().unwrap();
-        let segments = files_with(dir.path(), "seg");
-        assert!(segments > 3, "{segments}");
-        drain(&mut r, spool.durable_seq());
-        assert!(spool.ack("a", r.position(), r.epoch()).unwrap());
-        // Out of the spool's name space at once; the reaper removes the files.
-        assert_eq!(files_with(dir.path(), "seg"), 1);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while files_with(dir.path(), "del") > 0 {
-            assert!(std::time::Instant::now() < deadline, "delivered segments never removed");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    // One left behind by a stop is removed at the next open, and is not taken for a segment.
-    fs::write(dir.path().join("00000000000000000005.del"), b"CLKSPL01 whatever").unwrap();
-    let (spool, _w) = Spool::open(dir.path(), 4096, vec![spec("a", u64::MAX)]).unwrap();
-    assert_eq!(files_with(dir.path(), "del"), 0);
-    assert_eq!(spool.state().segments.len(), 1);
-    assert_eq!(spool.durable_seq(), 200);
-}
-
-#[test]
-fn background_flushes_become_durable_and_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let (spool, mut w) = Spool::open(dir.path(), 4096, vec![spec("a", u64::MAX)]).unwrap();
-        for i in 0..250 {
-            w.append(meta(false), &[b'q'; 100]).unwrap();
-            if i % 50 == 49 {
-                w.flush_in_background().unwrap();
-            }
-        }
-        assert_eq!(wait_durable(&spool, 250), 250);
-        let mut r = spool.reader("a").unwrap();
-        assert_eq!(drain(&mut r, spool.durable_seq()), (1..=250).collect::<Vec<_>>());
-    }
-    let (spool, _w) = Spool::open(dir.path(), 4096, vec![spec("a", u64::MAX)]).unwrap();
-    assert_eq!(spool.durable_seq(), 250);
-    let mut r = spool.reader("a").unwrap();
-    assert_eq!(drain(&mut r, 250), (1..=250).collect::<Vec<_>>());
 }
