@@ -7,11 +7,15 @@
 //! - `enrich/cached_ua` and `enrich/cold_ua`: building one click event (UA cache hit / miss);
 //! - `encode/json`: serializing one event;
 //! - `metrics/*`: what counting a redirect and a latency observation cost;
-//! - `spool/append`: appending one encoded event to the spool (buffered; synced every 100,000).
+//! - `spool/append`: appending one encoded event to the spool (buffered; synced every 100,000);
+//! - `geo/lookup`: one country lookup in the embedded database, round-robin over 1,024 public
+//!   addresses (7 in 8 IPv4, the rest IPv6 in 2000::/4), the same every run;
+//! - `geo/load_embedded`: loading and checking the embedded database, as the server does at start.
 //!
 //! Run: `cargo bench --bench hot_path` (add `-- --quick` for a short run).
 
 use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -207,6 +211,64 @@ fn spool(c: &mut Criterion) {
     });
 }
 
+/// `n` public addresses spread over the address space: 7 in 8 IPv4 (no private, shared,
+/// loopback, link-local, documentation, benchmarking, multicast or reserved block), the rest
+/// IPv6 from the global unicast 2000::/4 (no documentation block). Fixed seed: the same every run.
+fn public_addresses(n: usize) -> Vec<IpAddr> {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let ip = if out.len() % 8 == 7 {
+            let bits = (0x2000u128 << 112) | ((u128::from(next()) << 64) >> 4) | u128::from(next());
+            let v6 = Ipv6Addr::from(bits);
+            if v6.segments()[..2] == [0x2001, 0xdb8] || v6.segments()[0] == 0x3fff {
+                continue;
+            }
+            IpAddr::V6(v6)
+        } else {
+            let v4 = Ipv4Addr::from(next() as u32);
+            let [a, b, c, _] = v4.octets();
+            let special = matches!(a, 0 | 10 | 127 | 224..)
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 169 && b == 254)
+                || (a == 172 && (16..32).contains(&b))
+                || (a == 192 && b == 168)
+                || (a == 192 && b == 0 && (c == 0 || c == 2))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 198 && b == 51 && c == 100)
+                || (a == 203 && b == 0 && c == 113);
+            if special {
+                continue;
+            }
+            IpAddr::V4(v4)
+        };
+        out.push(ip);
+    }
+    out
+}
+
+fn geo(c: &mut Criterion) {
+    let db = GeoDb::embedded();
+    let addresses = public_addresses(1024);
+    let mut i = 0usize;
+    c.bench_function("geo/lookup", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(db.country(black_box(addresses[i & 1023])))
+        })
+    });
+    let mut group = c.benchmark_group("geo");
+    group.sample_size(10);
+    group.bench_function("load_embedded", |b| b.iter(|| black_box(GeoDb::embedded())));
+    group.finish();
+}
+
 /// Not a timing: the resident memory one tracked session costs, printed once.
 fn session_memory(_: &mut Criterion) {
     fn rss_bytes() -> u64 {
@@ -245,5 +307,14 @@ fn metrics_cost(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, session_memory, lookups, handle, metrics_cost, enrich, spool);
+criterion_group!(
+    benches,
+    session_memory,
+    lookups,
+    handle,
+    metrics_cost,
+    enrich,
+    spool,
+    geo
+);
 criterion_main!(benches);
