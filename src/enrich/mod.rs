@@ -275,6 +275,9 @@ impl Enricher {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::agent::AgentInfo;
     use super::*;

@@ -650,4 +650,6 @@ pub fn undelivered_bytes(spool: &Spool) -> HashMap<String, u64> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
