@@ -7,7 +7,9 @@
 //!
 //! Every key has a default (the `DEFAULT_*` constants below, units in their names), so an empty
 //! file, or no file at all, is a valid configuration: it serves `data/links.csv` on
-//! `127.0.0.1:8080` and writes click events to `events/` as NDJSON.
+//! `127.0.0.1:8080` and writes click events to `events/` as NDJSON. Every number, size and
+//! duration has an allowed range (the `*_RANGE` constants, each saying why its ends are where
+//! they are); a value outside it is an error naming the key and the range, never clamped.
 //!
 //! The parts: [`raw`] (the serde shapes and the section readers), [`validate`] (`[server]`,
 //! `[tls]`, `[[domain]]`), [`sink`] (`[[sink]]`). The result is plain data: the owners of
@@ -21,6 +23,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,7 +39,7 @@ pub use validate::{check_redirect_url, check_status};
 
 use raw::{RawDomain, RawServer, RawSession, RawSink, RawSpool, RawTls, array, section};
 use sink::validate_sinks;
-use validate::{duration, positive, validate_domains, validate_server, validate_tls};
+use validate::{validate_domains, validate_server, validate_session, validate_spool, validate_tls};
 
 /// Address the redirect listener binds when nothing else is said.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -86,6 +89,79 @@ pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_millis(250);
 pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(60);
 /// Spool disk budget of one sink when it does not set its own.
 pub const DEFAULT_SINK_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+/// Per-attempt timeout of a webhook sink when it does not set its own.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+// Allowed ranges. Every number and duration of the file is checked against one of these, so
+// that no value `check` accepts can make a component panic or stop serving: an `Instant` plus
+// a huge duration overflows, tokio's semaphore panics above `usize::MAX >> 3` permits, a huge
+// queue or batch is allocated up front, and a zero timer fires at once. A value outside its
+// range is an error naming the key and the range, never silently clamped.
+
+const MILLISECOND: Duration = Duration::from_millis(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+
+/// `[server] reload_max_drop`: a share.
+pub const RELOAD_MAX_DROP_RATIO_RANGE: RangeInclusive<f64> = 0.0..=1.0;
+/// `[server] reload_poll_interval` when it is not zero (zero: the file is never polled, only
+/// SIGHUP reloads). Under 10 ms polling is a busy loop of `stat` calls; a day bounds the timer.
+pub const RELOAD_POLL_INTERVAL_RANGE: RangeInclusive<Duration> = Duration::from_millis(10)..=DAY;
+/// `[server] header_read_timeout`. Under 100 ms no client across a network completes a head
+/// (the TLS handshake has the same limit); over an hour a slowloris keeps its slot for hours.
+pub const HEADER_READ_TIMEOUT_RANGE: RangeInclusive<Duration> = Duration::from_millis(100)..=HOUR;
+/// `[server] idle_timeout`. Under 100 ms a connection is closed between a client's reads; a day
+/// bounds the per-connection timer (an `Instant` plus a huge duration overflows).
+pub const IDLE_TIMEOUT_RANGE: RangeInclusive<Duration> = Duration::from_millis(100)..=DAY;
+/// `[server] max_header_bytes`. hyper refuses a read buffer under 8 KiB, and HTTP/2 takes the
+/// limit as a `u32`; a head over 1 MiB is no browser's, and each connection may buffer one.
+pub const MAX_HEADER_BYTES_RANGE: RangeInclusive<u64> = 8 * KIB..=MIB;
+/// `[server] max_connections`. A million open connections is past what one process has
+/// descriptors and memory for (tokio's semaphore itself panics above `usize::MAX >> 3`).
+pub const MAX_CONNECTIONS_RANGE: RangeInclusive<usize> = 1..=1_000_000;
+/// `[server] click_queue`. The queue's slots are allocated at start, about 200 bytes each: the
+/// largest queue (2^24 hits) takes about 3.4 GB.
+pub const CLICK_QUEUE_EVENTS_RANGE: RangeInclusive<usize> = 1..=1 << 24;
+/// `[server] shutdown_grace`. Over an hour is past any service manager's stop timeout
+/// (systemd's default is 90 s); what the sinks cannot deliver in time stays in the spool.
+pub const SHUTDOWN_GRACE_RANGE: RangeInclusive<Duration> = MILLISECOND..=HOUR;
+/// `[session] idle_timeout`. A visitor's key changes with the UTC day, so no session outlives a
+/// day; under a second every click is a session of its own.
+pub const SESSION_IDLE_TIMEOUT_RANGE: RangeInclusive<Duration> = Duration::from_secs(1)..=DAY;
+/// `[session] max_entries`. A hundred million sessions take about 6 GB; past it the cap no
+/// longer bounds memory on any real machine.
+pub const SESSION_MAX_ENTRIES_RANGE: RangeInclusive<usize> = 1..=100_000_000;
+/// `[spool] flush_interval`: what a crash can lose at most. Over an hour the spool is hardly
+/// durable (and sinks see nothing meanwhile: they only read synced events).
+pub const SPOOL_FLUSH_INTERVAL_RANGE: RangeInclusive<Duration> = MILLISECOND..=HOUR;
+/// `[spool] segment_max_bytes`. A segment is read whole when the spool opens and when a budget
+/// drop is counted, so 1 GiB bounds that memory; under 4 KiB a segment holds a few events.
+pub const SPOOL_SEGMENT_MAX_BYTES_RANGE: RangeInclusive<u64> = 4 * KIB..=GIB;
+/// `[[sink]] batch_max_events`. Room for every event's offset is reserved when a batch starts
+/// (8 bytes each, 80 MB at the most).
+pub const BATCH_MAX_EVENTS_RANGE: RangeInclusive<usize> = 1..=10_000_000;
+/// `[[sink]] batch_max_bytes`. A batch is reserved whole in memory when it starts (and an S3
+/// batch is gzipped in memory too); under 1 KiB most events go alone.
+pub const BATCH_MAX_BYTES_RANGE: RangeInclusive<u64> = KIB..=256 * MIB;
+/// `[[sink]] batch_max_age`. A batch never crosses a UTC hour, so an older limit means
+/// nothing (and bounds the sink's timer).
+pub const BATCH_MAX_AGE_RANGE: RangeInclusive<Duration> = MILLISECOND..=HOUR;
+/// `[[sink]] spool_max_bytes`, beside its lower bound, `[spool] segment_max_bytes`: a budget
+/// drops whole segments, so a smaller one would drop every undelivered segment at once. 1 PiB
+/// (a trillion events of about a kilobyte) is more than any disk holds.
+pub const SINK_SPOOL_MAX_BYTES_MAX: u64 = 1024 * TIB;
+/// `[[sink]] retry_initial`. Past an hour a failed batch waits longer than most outages last.
+pub const RETRY_INITIAL_RANGE: RangeInclusive<Duration> = MILLISECOND..=HOUR;
+/// `[[sink]] retry_max`, beside its lower bound, `retry_initial`: a day between attempts is
+/// already a destination given up on.
+pub const RETRY_MAX_MAX: Duration = DAY;
+/// `timeout` of a webhook sink. Under 100 ms a TLS handshake across a network does not finish;
+/// over an hour a stuck connection holds delivery back for that long.
+pub const WEBHOOK_TIMEOUT_RANGE: RangeInclusive<Duration> = Duration::from_millis(100)..=HOUR;
 
 /// A configuration problem, or all of them.
 #[derive(Debug, thiserror::Error)]
@@ -326,44 +402,15 @@ impl Config {
 
         let domains = validate_domains(domains, &mut errors);
         let tls = validate_tls(tls_listen, tls, &domains, &mut errors);
+        let spool = validate_spool(spool, &mut errors);
         let config = Config {
             tls,
             server: validate_server(server, &mut errors),
-            session: SessionConfig {
-                idle_timeout: duration(
-                    session.idle_timeout,
-                    DEFAULT_SESSION_IDLE_TIMEOUT,
-                    "[session] idle_timeout",
-                    &mut errors,
-                ),
-                max_entries: positive(
-                    session.max_entries,
-                    DEFAULT_SESSION_MAX_ENTRIES,
-                    "[session] max_entries",
-                    &mut errors,
-                ),
-            },
-            spool: SpoolConfig {
-                flush_interval: duration(
-                    spool.flush_interval,
-                    DEFAULT_SPOOL_FLUSH_INTERVAL,
-                    "[spool] flush_interval",
-                    &mut errors,
-                ),
-                segment_max_bytes: spool
-                    .segment_max_bytes
-                    .map_or(DEFAULT_SPOOL_SEGMENT_MAX_BYTES, |b| b.0)
-                    .max(4096),
-            },
+            session: validate_session(session, &mut errors),
+            sinks: validate_sinks(sinks, spool.segment_max_bytes, &mut errors),
+            spool,
             domains,
-            sinks: validate_sinks(sinks, &mut errors),
         };
-        if config.session.idle_timeout.is_zero() {
-            errors.push("[session] idle_timeout: must be more than zero".into());
-        }
-        if config.spool.flush_interval.is_zero() {
-            errors.push("[spool] flush_interval: must be more than zero".into());
-        }
         if errors.is_empty() {
             Ok(config)
         } else {

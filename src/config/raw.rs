@@ -127,8 +127,8 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// Parses `"10MB"`, `"512 KiB"`, `"1048576"`. Hand-written: the format is four lines of logic and
-/// the crates that do it pull in more than they save.
+/// Parses `"10MB"`, `"512 KiB"`, `"1048576"` (units up to `TB` and `TiB`). Hand-written: the
+/// format is four lines of logic and the crates that do it pull in more than they save.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -144,9 +144,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "mib" | "m" => 1 << 20,
         "gb" => 1_000_000_000,
         "gib" | "g" => 1 << 30,
+        "tb" => 1_000_000_000_000,
+        "tib" | "t" => 1 << 40,
         _ => {
             return Err(format!(
-                "'{text}' has an unknown size unit (use B, KB, MB, GB, KiB, MiB or GiB)"
+                "'{text}' has an unknown size unit (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)"
             ));
         }
     };

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::RawSink;
-use super::validate::{duration, positive, secret};
+use super::validate::{count, duration, secret, size};
 use super::*;
 
 /// `[[sink]]`: one delivery destination.
@@ -108,7 +108,8 @@ pub(super) fn batch_defaults(kind: &str) -> (usize, usize, Duration) {
     }
 }
 
-pub(super) fn validate_sinks(raw: Vec<RawSink>, errors: &mut Vec<String>) -> Vec<SinkConfig> {
+/// `[[sink]]`s; `segment_max_bytes` (of `[spool]`) is the smallest `spool_max_bytes`.
+pub(super) fn validate_sinks(raw: Vec<RawSink>, segment_max_bytes: u64, errors: &mut Vec<String>) -> Vec<SinkConfig> {
     if raw.is_empty() {
         let (events, bytes, age) = batch_defaults("file");
         return vec![SinkConfig {
@@ -117,7 +118,7 @@ pub(super) fn validate_sinks(raw: Vec<RawSink>, errors: &mut Vec<String>) -> Vec
                 batch_max_events: events,
                 batch_max_bytes: bytes,
                 batch_max_age: age,
-                spool_max_bytes: DEFAULT_SINK_SPOOL_MAX_BYTES,
+                spool_max_bytes: DEFAULT_SINK_SPOOL_MAX_BYTES.max(segment_max_bytes),
                 humans_only: false,
                 workspaces: HashSet::new(),
                 domains: HashSet::new(),
@@ -147,32 +148,55 @@ pub(super) fn validate_sinks(raw: Vec<RawSink>, errors: &mut Vec<String>) -> Vec
         }
         let type_name = s.kind.clone().unwrap_or_default();
         let (events, bytes, age) = batch_defaults(&type_name);
+        let retry_initial = duration(
+            s.retry_initial.as_deref(),
+            DEFAULT_RETRY_INITIAL,
+            &RETRY_INITIAL_RANGE,
+            &format!("{label} retry_initial"),
+            errors,
+        );
         let common = SinkCommon {
-            batch_max_events: positive(s.batch_max_events, events, &format!("{label} batch_max_events"), errors),
-            batch_max_bytes: s.batch_max_bytes.map_or(bytes, |b| b.0 as usize).max(1),
-            batch_max_age: duration(s.batch_max_age.clone(), age, &format!("{label} batch_max_age"), errors),
-            spool_max_bytes: s.spool_max_bytes.map_or(DEFAULT_SINK_SPOOL_MAX_BYTES, |b| b.0),
+            batch_max_events: count(
+                s.batch_max_events,
+                events,
+                &BATCH_MAX_EVENTS_RANGE,
+                &format!("{label} batch_max_events"),
+                errors,
+            ),
+            batch_max_bytes: size(
+                s.batch_max_bytes,
+                bytes as u64,
+                &BATCH_MAX_BYTES_RANGE,
+                &format!("{label} batch_max_bytes"),
+                errors,
+            ) as usize,
+            batch_max_age: duration(
+                s.batch_max_age.as_deref(),
+                age,
+                &BATCH_MAX_AGE_RANGE,
+                &format!("{label} batch_max_age"),
+                errors,
+            ),
+            // A budget drops whole segments: under one, every undelivered segment would go.
+            spool_max_bytes: size(
+                s.spool_max_bytes,
+                DEFAULT_SINK_SPOOL_MAX_BYTES.max(segment_max_bytes),
+                &(segment_max_bytes..=SINK_SPOOL_MAX_BYTES_MAX),
+                &format!("{label} spool_max_bytes"),
+                errors,
+            ),
             humans_only: s.humans_only,
             workspaces: s.workspaces.iter().cloned().collect(),
             domains: s.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
-            retry_initial: duration(
-                s.retry_initial.clone(),
-                DEFAULT_RETRY_INITIAL,
-                &format!("{label} retry_initial"),
-                errors,
-            ),
+            retry_initial,
             retry_max: duration(
-                s.retry_max.clone(),
-                DEFAULT_RETRY_MAX,
+                s.retry_max.as_deref(),
+                DEFAULT_RETRY_MAX.max(retry_initial),
+                &(retry_initial..=RETRY_MAX_MAX),
                 &format!("{label} retry_max"),
                 errors,
             ),
         };
-        if common.retry_initial.is_zero() || common.retry_max < common.retry_initial {
-            errors.push(format!(
-                "{label} retry_initial: must be more than zero and at most retry_max"
-            ));
-        }
         let kind = match type_name.as_str() {
             "file" => Some(SinkKind::File {
                 dir: s.dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE_SINK_DIR)),
@@ -249,8 +273,9 @@ pub(super) fn webhook(s: &RawSink, label: &str, errors: &mut Vec<String>) -> Opt
     });
     let key = secret(s.key.as_deref().unwrap_or(""), &format!("{label} key"), errors);
     let timeout = duration(
-        s.timeout.clone(),
-        Duration::from_secs(10),
+        s.timeout.as_deref(),
+        DEFAULT_WEBHOOK_TIMEOUT,
+        &WEBHOOK_TIMEOUT_RANGE,
         &format!("{label} timeout"),
         errors,
     );

@@ -122,3 +122,105 @@ fn redirect_urls() {
         assert!(check_redirect_url(bad).is_err(), "{bad:?}");
     }
 }
+
+/// Every number and duration key, each with a value under its range and one over it, and the
+/// message fragment that names the range. Each would, unchecked, panic somewhere, stop serving,
+/// allocate gigabytes or fire a timer at once.
+#[test]
+fn every_number_and_duration_is_range_checked() {
+    let huge = "9223372036854775807";
+    let forever = "\"500000000000y\"";
+    // (section, key, too small, too large, range as the message says it)
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        ("server", "reload_max_drop", "-0.1", "1.5", "from 0.0 to 1.0"),
+        (
+            "server",
+            "reload_poll_interval",
+            "\"5ms\"",
+            forever,
+            "or a duration from 10ms to 1day",
+        ),
+        ("server", "header_read_timeout", "\"0s\"", forever, "from 100ms to 1h"),
+        ("server", "idle_timeout", "\"0s\"", forever, "from 100ms to 1day"),
+        ("server", "max_header_bytes", "4096", "4294967296", "from 8KiB to 1MiB"),
+        ("server", "max_connections", "0", huge, "from 1 to 1000000"),
+        ("server", "click_queue", "0", huge, "from 1 to 16777216"),
+        ("server", "shutdown_grace", "\"0s\"", forever, "from 1ms to 1h"),
+        ("session", "idle_timeout", "\"0s\"", forever, "from 1s to 1day"),
+        ("session", "max_entries", "0", huge, "from 1 to 100000000"),
+        ("spool", "flush_interval", "\"0s\"", forever, "from 1ms to 1h"),
+        ("spool", "segment_max_bytes", "1024", "\"2GiB\"", "from 4KiB to 1GiB"),
+        ("[sink", "batch_max_events", "0", huge, "from 1 to 10000000"),
+        ("[sink", "batch_max_bytes", "1", "\"1GiB\"", "from 1KiB to 256MiB"),
+        ("[sink", "batch_max_age", "\"0s\"", forever, "from 1ms to 1h"),
+        (
+            "[sink",
+            "spool_max_bytes",
+            "\"1MiB\"",
+            "\"2048TiB\"",
+            "from 8MiB to 1024TiB",
+        ),
+        ("[sink", "retry_initial", "\"0s\"", forever, "from 1ms to 1h"),
+        ("[sink", "retry_max", "\"100ms\"", forever, "from 250ms to 1day"),
+        ("[sink", "timeout", "\"0s\"", forever, "from 100ms to 1h"),
+    ];
+    for (section, key, small, large, range) in cases {
+        for value in [small, large] {
+            let text = if *section == "[sink" {
+                format!("[[sink]]\ntype = \"webhook\"\nurl = \"https://e.test/\"\n{key} = {value}\n")
+            } else {
+                format!("[{section}]\n{key} = {value}\n")
+            };
+            let errs = errors_of(&text);
+            let label = if *section == "[sink" {
+                format!("[[sink]] #1 {key}:")
+            } else {
+                format!("[{section}] {key}:")
+            };
+            assert!(
+                errs.len() == 1 && errs[0].starts_with(&label) && errs[0].ends_with(range),
+                "{section} {key} = {value}: want one error naming {label:?} and {range:?}, got {errs:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_ends_of_every_range_are_accepted() {
+    let c = Config::from_toml_str(
+        r#"
+        [server]
+        reload_max_drop = 1.0
+        reload_poll_interval = "0s"
+        header_read_timeout = "100ms"
+        idle_timeout = "1day"
+        max_header_bytes = "1MiB"
+        max_connections = 1000000
+        click_queue = 1
+        shutdown_grace = "1h"
+        [session]
+        idle_timeout = "1s"
+        max_entries = 100000000
+        [spool]
+        flush_interval = "1ms"
+        segment_max_bytes = "1GiB"
+        [[sink]]
+        type = "webhook"
+        url = "https://e.test/"
+        batch_max_events = 10000000
+        batch_max_bytes = "1KiB"
+        batch_max_age = "1h"
+        spool_max_bytes = "1GiB"
+        retry_initial = "1h"
+        retry_max = "1h"
+        timeout = "100ms"
+        "#,
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.server.reload_poll_interval.is_zero());
+    assert_eq!(c.server.max_connections, 1_000_000);
+    assert_eq!(c.server.max_header_bytes, 1 << 20);
+    assert_eq!(c.sinks[0].common.spool_max_bytes, 1 << 30);
+    assert_eq!(c.sinks[0].common.retry_max, Duration::from_secs(3600));
+}

@@ -4,32 +4,100 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use http::StatusCode;
 
-use super::raw::{RawDomain, RawServer, RawTls, parse_duration};
+use super::raw::{ByteSize, RawDomain, RawServer, RawSession, RawSpool, RawTls, parse_duration};
 use super::*;
 
-pub(super) fn duration(value: Option<String>, default: Duration, key: &str, errors: &mut Vec<String>) -> Duration {
-    match value {
-        None => default,
-        Some(text) => parse_duration(&text).unwrap_or_else(|e| {
+/// A duration key: `default` when unset; an error naming `key` and `range` when it does not
+/// parse or is outside `range` (then `default`, so that validation goes on).
+pub(super) fn duration(
+    value: Option<&str>,
+    default: Duration,
+    range: &RangeInclusive<Duration>,
+    key: &str,
+    errors: &mut Vec<String>,
+) -> Duration {
+    let Some(text) = value else { return default };
+    match parse_duration(text) {
+        Ok(d) if range.contains(&d) => d,
+        Ok(_) => {
+            errors.push(format!(
+                "{key}: '{text}' is out of range: write a duration from {} to {}",
+                show_duration(*range.start()),
+                show_duration(*range.end())
+            ));
+            default
+        }
+        Err(e) => {
             errors.push(format!("{key}: {e}"));
             default
-        }),
+        }
     }
 }
 
-pub(super) fn positive(value: Option<usize>, default: usize, key: &str, errors: &mut Vec<String>) -> usize {
+/// A duration as the config file writes it (`100ms`, `1h`, `1day`).
+pub(super) fn show_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// A count key (connections, events, entries): `default` when unset; an error naming `key`
+/// and `range` when it is outside `range`.
+pub(super) fn count(
+    value: Option<usize>,
+    default: usize,
+    range: &RangeInclusive<usize>,
+    key: &str,
+    errors: &mut Vec<String>,
+) -> usize {
     match value {
-        Some(0) => {
-            errors.push(format!("{key}: must be more than zero"));
+        None => default,
+        Some(n) if range.contains(&n) => n,
+        Some(n) => {
+            errors.push(format!(
+                "{key}: {n} is out of range: write a number from {} to {}",
+                range.start(),
+                range.end()
+            ));
             default
         }
-        Some(n) => n,
-        None => default,
     }
+}
+
+/// A size key: `default` when unset; an error naming `key` and `range` when it is outside
+/// `range`.
+pub(super) fn size(
+    value: Option<ByteSize>,
+    default: u64,
+    range: &RangeInclusive<u64>,
+    key: &str,
+    errors: &mut Vec<String>,
+) -> u64 {
+    match value {
+        None => default,
+        Some(ByteSize(n)) if range.contains(&n) => n,
+        Some(ByteSize(n)) => {
+            errors.push(format!(
+                "{key}: {n} bytes is out of range: write a size from {} to {}",
+                show_size(*range.start()),
+                show_size(*range.end())
+            ));
+            default
+        }
+    }
+}
+
+/// A size as the config file may write it: in the largest binary unit that divides it.
+pub(super) fn show_size(n: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n != 0 && n.trailing_zeros() >= shift {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
 }
 
 pub(super) fn socket_addr(value: Option<String>, default: &str, key: &str, errors: &mut Vec<String>) -> SocketAddr {
@@ -74,9 +142,11 @@ pub(super) fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Serve
         ));
     }
     let reload_max_drop_ratio = raw.reload_max_drop.unwrap_or(DEFAULT_RELOAD_MAX_DROP_RATIO);
-    if !(0.0..=1.0).contains(&reload_max_drop_ratio) {
+    if !RELOAD_MAX_DROP_RATIO_RANGE.contains(&reload_max_drop_ratio) {
         errors.push(format!(
-            "[server] reload_max_drop: {reload_max_drop_ratio} is not a share between 0.0 and 1.0"
+            "[server] reload_max_drop: {reload_max_drop_ratio} is out of range: write a share from {:.1} to {:.1}",
+            RELOAD_MAX_DROP_RATIO_RANGE.start(),
+            RELOAD_MAX_DROP_RATIO_RANGE.end()
         ));
     }
     let default_domain = match raw.default_domain {
@@ -111,41 +181,115 @@ pub(super) fn validate_server(raw: RawServer, errors: &mut Vec<String>) -> Serve
         referrers: raw.referrers.filter(|p| !p.as_os_str().is_empty()),
         case_insensitive: raw.case_insensitive.unwrap_or(true),
         reload_max_drop_ratio,
-        reload_poll_interval: duration(
-            raw.reload_poll_interval,
-            DEFAULT_RELOAD_POLL_INTERVAL,
-            "[server] reload_poll_interval",
-            errors,
-        ),
+        reload_poll_interval: reload_poll_interval(raw.reload_poll_interval.as_deref(), errors),
         header_read_timeout: duration(
-            raw.header_read_timeout,
+            raw.header_read_timeout.as_deref(),
             DEFAULT_HEADER_READ_TIMEOUT,
+            &HEADER_READ_TIMEOUT_RANGE,
             "[server] header_read_timeout",
             errors,
         ),
-        idle_timeout: duration(raw.idle_timeout, DEFAULT_IDLE_TIMEOUT, "[server] idle_timeout", errors),
-        max_header_bytes: raw.max_header_bytes.map_or(DEFAULT_MAX_HEADER_BYTES, |b| b.0 as usize),
-        max_connections: positive(
+        idle_timeout: duration(
+            raw.idle_timeout.as_deref(),
+            DEFAULT_IDLE_TIMEOUT,
+            &IDLE_TIMEOUT_RANGE,
+            "[server] idle_timeout",
+            errors,
+        ),
+        max_header_bytes: size(
+            raw.max_header_bytes,
+            DEFAULT_MAX_HEADER_BYTES as u64,
+            &MAX_HEADER_BYTES_RANGE,
+            "[server] max_header_bytes",
+            errors,
+        ) as usize,
+        max_connections: count(
             raw.max_connections,
             DEFAULT_MAX_CONNECTIONS,
+            &MAX_CONNECTIONS_RANGE,
             "[server] max_connections",
             errors,
         ),
-        click_queue_events: positive(
+        click_queue_events: count(
             raw.click_queue,
             DEFAULT_CLICK_QUEUE_EVENTS,
+            &CLICK_QUEUE_EVENTS_RANGE,
             "[server] click_queue",
             errors,
         ),
         shutdown_grace: duration(
-            raw.shutdown_grace,
+            raw.shutdown_grace.as_deref(),
             DEFAULT_SHUTDOWN_GRACE,
+            &SHUTDOWN_GRACE_RANGE,
             "[server] shutdown_grace",
             errors,
         ),
         cache_control_permanent: cache_permanent,
         cache_control_temporary: cache_temporary,
         acme_challenge_dir: raw.acme_challenge_dir.filter(|p| !p.as_os_str().is_empty()),
+    }
+}
+
+/// `[server] reload_poll_interval`: zero (never polled) or within [`RELOAD_POLL_INTERVAL_RANGE`].
+fn reload_poll_interval(value: Option<&str>, errors: &mut Vec<String>) -> Duration {
+    let key = "[server] reload_poll_interval";
+    let range = &RELOAD_POLL_INTERVAL_RANGE;
+    match value.map(parse_duration) {
+        None => DEFAULT_RELOAD_POLL_INTERVAL,
+        Some(Ok(d)) if d.is_zero() || range.contains(&d) => d,
+        Some(Ok(_)) => {
+            errors.push(format!(
+                "{key}: '{}' is out of range: write \"0s\" (never: only SIGHUP reloads) or a duration from {} to {}",
+                value.unwrap_or_default(),
+                show_duration(*range.start()),
+                show_duration(*range.end())
+            ));
+            DEFAULT_RELOAD_POLL_INTERVAL
+        }
+        Some(Err(e)) => {
+            errors.push(format!("{key}: {e}"));
+            DEFAULT_RELOAD_POLL_INTERVAL
+        }
+    }
+}
+
+/// `[session]`: every key within its range.
+pub(super) fn validate_session(raw: RawSession, errors: &mut Vec<String>) -> SessionConfig {
+    SessionConfig {
+        idle_timeout: duration(
+            raw.idle_timeout.as_deref(),
+            DEFAULT_SESSION_IDLE_TIMEOUT,
+            &SESSION_IDLE_TIMEOUT_RANGE,
+            "[session] idle_timeout",
+            errors,
+        ),
+        max_entries: count(
+            raw.max_entries,
+            DEFAULT_SESSION_MAX_ENTRIES,
+            &SESSION_MAX_ENTRIES_RANGE,
+            "[session] max_entries",
+            errors,
+        ),
+    }
+}
+
+/// `[spool]`: every key within its range.
+pub(super) fn validate_spool(raw: RawSpool, errors: &mut Vec<String>) -> SpoolConfig {
+    SpoolConfig {
+        flush_interval: duration(
+            raw.flush_interval.as_deref(),
+            DEFAULT_SPOOL_FLUSH_INTERVAL,
+            &SPOOL_FLUSH_INTERVAL_RANGE,
+            "[spool] flush_interval",
+            errors,
+        ),
+        segment_max_bytes: size(
+            raw.segment_max_bytes,
+            DEFAULT_SPOOL_SEGMENT_MAX_BYTES,
+            &SPOOL_SEGMENT_MAX_BYTES_RANGE,
+            "[spool] segment_max_bytes",
+            errors,
+        ),
     }
 }
 

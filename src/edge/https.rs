@@ -109,7 +109,7 @@ pub async fn serve_connection<I>(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(limits.idle_timeout / 2))
         .keep_alive_timeout(limits.header_read_timeout);
     let conn = builder.serve_connection(io, service).into_owned();

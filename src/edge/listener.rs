@@ -53,8 +53,8 @@ use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::shutdown::until_true;
 
-/// hyper refuses read buffers smaller than this.
-pub const MIN_MAX_HEADER_BYTES: usize = 8192;
+/// hyper refuses read buffers smaller than this; `check` refuses a smaller `max_header_bytes`.
+pub const MIN_MAX_HEADER_BYTES: usize = *crate::config::MAX_HEADER_BYTES_RANGE.start() as usize;
 
 /// Connection limits, timeouts and the ACME folder, from `[server]`.
 #[derive(Debug, Clone)]

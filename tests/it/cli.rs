@@ -80,6 +80,30 @@ fn bad_config_and_usage_exit_64_with_every_error() {
 }
 
 #[test]
+fn check_refuses_numbers_out_of_range_with_exit_64() {
+    // Each of these, accepted, made the server panic or stop serving once started.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[server]\nmax_connections = 9223372036854775807\nmax_header_bytes = 4294967296\n\
+         idle_timeout = \"0s\"\nheader_read_timeout = \"500000000000y\"\n\
+         [spool]\nflush_interval = \"500000000000y\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", "--config", "c.toml"], dir.path());
+    assert_eq!(code, 64, "{err}");
+    for needle in [
+        "[server] max_connections: 9223372036854775807 is out of range: write a number from 1 to 1000000",
+        "[server] max_header_bytes: 4294967296 bytes is out of range: write a size from 8KiB to 1MiB",
+        "[server] idle_timeout: '0s' is out of range: write a duration from 100ms to 1day",
+        "[server] header_read_timeout: '500000000000y' is out of range",
+        "[spool] flush_interval: '500000000000y' is out of range",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
 fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
