@@ -1,5 +1,6 @@
 //! Parsing link table lines: the CSV header and fields, JSON Lines rows, and each field's
-//! check (slashtag, domain, destination, status), every problem with its line number.
+//! check (slashtag, domain, destination, status, no control characters in the id and owner
+//! fields), every problem with its line number.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -370,6 +371,19 @@ pub(super) fn check_domain(d: &str) -> Result<Cow<'_, str>, String> {
     })
 }
 
+/// Writes the interning key of an owner's fields into `out`: each field as its length in bytes,
+/// `:`, and its text. Unambiguous whatever the fields hold, as no separator is: fields joined
+/// with NUL made creator `x\0y` with workspace `z` one owner with creator `x` and workspace `y\0z`.
+pub(super) fn owner_key(out: &mut String, fields: &[&str]) {
+    out.clear();
+    let mut len = itoa::Buffer::new();
+    for field in fields {
+        out.push_str(len.format(field.len()));
+        out.push(':');
+        out.push_str(field);
+    }
+}
+
 /// Validates lines and makes their links, collecting every error. One per stretch of the file,
 /// so that stretches can be read in parallel; [`Builder::build`] then files the links.
 pub(super) struct LineParser<'c> {
@@ -377,7 +391,7 @@ pub(super) struct LineParser<'c> {
     /// Strings and owners are interned per stretch: a table read in stretches holds a few
     /// copies of each (one per stretch), which costs nothing next to the links.
     pub(super) interner: Interner,
-    /// Owners by their raw fields, each followed by a NUL.
+    /// Owners by their raw fields (see [`owner_key`]).
     pub(super) owners: HashMap<Box<str>, Arc<Owner>>,
     pub(super) owner_key: String,
     /// The links made, with their lines, in line order.
@@ -423,6 +437,21 @@ impl<'c> LineParser<'c> {
         if id.trim().is_empty() {
             self.error(n, "id is empty".to_string());
         }
+        // Control characters have no place in an id or a name, and reach the event JSON and
+        // logs: refused in the id and every owner field.
+        for (name, value) in [
+            ("id", Some(&id)),
+            ("creator_id", creator_id.as_ref()),
+            ("workspace_id", workspace_id.as_ref()),
+            ("workspace_name", workspace_name.as_ref()),
+            ("domain_id", domain_id.as_ref()),
+        ] {
+            if let Some(value) = value
+                && value.chars().any(char::is_control)
+            {
+                self.error(n, format!("{name} {value:?} contains control characters (remove them)"));
+            }
+        }
         let domain = check_domain(domain.as_deref().unwrap_or(""))
             .map_err(|e| self.errors.push((n, e)))
             .ok();
@@ -465,11 +494,7 @@ impl<'c> LineParser<'c> {
             workspace_id.as_deref().unwrap_or(""),
             workspace_name.as_deref().unwrap_or(""),
         ];
-        self.owner_key.clear();
-        for field in fields {
-            self.owner_key.push_str(field);
-            self.owner_key.push('\0');
-        }
+        owner_key(&mut self.owner_key, &fields);
         let owner = match self.owners.get(self.owner_key.as_str()) {
             Some(owner) => owner.clone(),
             None => {

@@ -244,3 +244,55 @@ fn a_link_keeps_its_three_strings_apart() {
         );
     }
 }
+
+#[test]
+fn control_characters_are_refused_in_ids_and_owner_fields() {
+    // Owners were interned under their fields joined with NUL: these two were one owner, and a
+    // click on the second was attributed to the first's workspace.
+    let errs = errors(
+        "id,domain,slashtag,destination,creator_id,workspace_id,workspace_name,domain_id\n\
+         1,a.test,one,https://e.test/,x\0y,z,W,d\n\
+         2,a.test,two,https://e.test/,x,y\0z,W,d\n\
+         3\x1b,a.test,three,https://e.test/,c,w,W\x7f,d\t\n",
+    );
+    let want = [
+        "links.csv:2: creator_id \"x\\0y\" contains control characters",
+        "links.csv:3: workspace_id \"y\\0z\" contains control characters",
+        "links.csv:4: id \"3\\u{1b}\" contains control characters",
+        "links.csv:4: workspace_name \"W\\u{7f}\" contains control characters",
+        "links.csv:4: domain_id \"d\\t\" contains control characters",
+    ];
+    assert_eq!(errs.len(), want.len(), "{errs:?}");
+    for (got, want) in errs.iter().zip(want) {
+        assert!(got.starts_with(want), "{got:?} does not start with {want:?}");
+    }
+}
+
+#[test]
+fn owner_keys_are_unambiguous() {
+    let key = |fields: &[&str]| {
+        let mut out = String::new();
+        owner_key(&mut out, fields);
+        out
+    };
+    let pairs: &[(&[&str], &[&str])] = &[
+        (&["a.test", "d", "x\0y", "z", ""], &["a.test", "d", "x", "y\0z", ""]),
+        (&["a.test", "", "ab", "", ""], &["a.test", "", "a", "b", ""]),
+        (&["a.test", "1:a", "", "", ""], &["a.test", "", "a", "", ""]),
+        (&["a.test", "", "", "", "2:ab"], &["a.test", "", "", "2:ab", ""]),
+    ];
+    for (a, b) in pairs {
+        assert_ne!(key(a), key(b), "{a:?} and {b:?}");
+    }
+    // Distinct owners in a table, even when one field's text is another's with a separator.
+    let t = table(
+        "id,domain,slashtag,destination,creator_id,workspace_id\n\
+         1,a.test,one,https://e.test/,x:y,z\n\
+         2,a.test,two,https://e.test/,x,y:z\n",
+    )
+    .unwrap();
+    let d = t.domain("a.test").unwrap();
+    let (one, two) = (d.lookup("one").unwrap(), d.lookup("two").unwrap());
+    assert!(!Arc::ptr_eq(&one.owner, &two.owner));
+    assert_eq!(two.workspace().id.as_ref(), "y:z");
+}
