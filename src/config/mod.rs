@@ -35,7 +35,7 @@ mod validate;
 
 pub use raw::{parse_bytes, parse_duration};
 pub use sink::{S3Config, SigningKey, SinkCommon, SinkConfig, SinkKind, WebhookConfig, decode_signing_secret};
-pub use validate::{check_redirect_url, check_status};
+pub use validate::{check_destination, check_redirect_url, check_status};
 
 use raw::{RawDomain, RawServer, RawSession, RawSink, RawSpool, RawTls, array, section};
 use sink::validate_sinks;
@@ -328,9 +328,9 @@ pub struct DomainConfig {
     pub cache_control: Option<String>,
     /// Merge the request's query into the destination (default true).
     pub forward_query: bool,
-    /// Where a miss goes; a 404 page when unset.
+    /// Where a miss goes, normalised ([`check_destination`]); a 404 page when unset.
     pub not_found_url: Option<String>,
-    /// Where `/` goes; a 404 page when unset.
+    /// Where `/` goes, normalised ([`check_destination`]); a 404 page when unset.
     pub root_url: Option<String>,
     /// Case-insensitive slashtag fallback; `None` follows `[server]`.
     pub case_insensitive: Option<bool>,

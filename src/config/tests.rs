@@ -224,3 +224,29 @@ fn the_ends_of_every_range_are_accepted() {
     assert_eq!(c.sinks[0].common.spool_max_bytes, 1 << 30);
     assert_eq!(c.sinks[0].common.retry_max, Duration::from_secs(3600));
 }
+
+#[test]
+fn domain_fallback_urls_are_normalised_or_refused_like_destinations() {
+    let c = Config::from_toml_str(
+        "[[domain]]\nname = \"a.test\"\nroot_url = \"HTTPS://Brand.Example:443/caf\u{e9}\"\n",
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.domains["a.test"].root_url.as_deref(),
+        Some("https://brand.example/caf%C3%A9")
+    );
+    let errs = errors_of(
+        r#"
+        [[domain]]
+        name = "a.test"
+        root_url = "https://good.example\\@evil.example/"
+        not_found_url = "https://brand.example/not found"
+        "#,
+    );
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].starts_with("[[domain]] #1 (a.test) not_found_url:"), "{errs:?}");
+    assert!(errs[0].contains("percent-encode"), "{errs:?}");
+    assert!(errs[1].starts_with("[[domain]] #1 (a.test) root_url:"), "{errs:?}");
+    assert!(errs[1].contains("backslash"), "{errs:?}");
+}

@@ -352,6 +352,65 @@ pub fn check_redirect_url(text: &str) -> Result<url::Url, String> {
     }
 }
 
+/// Checks a URL that is sent as `Location` (a link's destination, a domain's `not_found_url` or
+/// `root_url`) and returns it parsed: its serialization (`Url::as_str`, with the host
+/// lower-cased and in punycode, and everything else percent-encoded) is what is sent, so that
+/// every client reads the same URL. Refused, because readers disagree on where it goes:
+/// - a backslash (WHATWG parsers, browsers among them, read it as `/`, RFC 3986 ones do not:
+///   `https://good.example\@evil.example/` is one host to some and another to others),
+///   whitespace or a control character anywhere (WHATWG parsers drop tabs and newlines);
+/// - anything but `http://` or `https://` then the host (`https:evil.example` is read as a
+///   host by browsers and as a path by others);
+/// - a user name or password (`https://good.example@evil.example/` reads as `good.example` to
+///   a person and goes to `evil.example`);
+/// - a host that browsers rewrite into another (`evil%2Eexample`, `0x7f.1`): the host as
+///   written must be the one the serialization has, but for case and punycode.
+pub fn check_destination(text: &str) -> Result<url::Url, String> {
+    if let Some(c) = text.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{text:?} contains {c:?}: percent-encode whitespace and control characters (a space is %20)"
+        ));
+    }
+    if text.contains('\\') {
+        return Err(format!(
+            "'{text}' contains a backslash, which browsers read as '/' and other parsers do not: percent-encode it as %5C"
+        ));
+    }
+    let url = check_redirect_url(text)?;
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    let Some(rest) = ["http://", "https://"]
+        .iter()
+        .find(|p| lower.starts_with(**p))
+        .map(|p| &text[p.len()..])
+        .filter(|r| !r.starts_with('/'))
+    else {
+        return Err(format!("'{text}' must start with http:// or https:// and the host"));
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') {
+        return Err(format!(
+            "'{text}' has a user name or password before '@', which hides where it goes: leave it out"
+        ));
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => &authority[..v6.find(']').map_or(authority.len(), |i| i + 2)],
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let parsed = url.host_str().unwrap_or("");
+    let same = if host.is_ascii() {
+        host.eq_ignore_ascii_case(parsed)
+    } else {
+        // An international name: the same once in punycode.
+        !host.contains('%') && url::Host::parse(host).is_ok_and(|h| h.to_string() == parsed)
+    };
+    if !same {
+        return Err(format!(
+            "'{text}': its host '{host}' is read as '{parsed}' by browsers: write '{parsed}'"
+        ));
+    }
+    Ok(url)
+}
+
 /// Checks a redirect status code: 301, 302, 307 or 308.
 pub fn check_status(code: u16) -> Result<StatusCode, String> {
     match code {
@@ -381,20 +440,24 @@ pub(super) fn validate_domains(raw: Vec<RawDomain>, errors: &mut Vec<String>) ->
         {
             errors.push(format!("{label} cache_control: '{cc}' is not a valid header value"));
         }
-        for (key, value) in [("not_found_url", &d.not_found_url), ("root_url", &d.root_url)] {
-            if let Some(v) = value
-                && let Err(e) = check_redirect_url(v)
-            {
-                errors.push(format!("{label} {key}: {e}"));
-            }
-        }
+        // Sent as `Location`: normalised like a link's destination.
+        let [not_found_url, root_url] =
+            [("not_found_url", d.not_found_url), ("root_url", d.root_url)].map(|(key, value)| {
+                value.and_then(|v| match check_destination(&v) {
+                    Ok(url) => Some(String::from(url)),
+                    Err(e) => {
+                        errors.push(format!("{label} {key}: {e}"));
+                        None
+                    }
+                })
+            });
         let config = DomainConfig {
             name: name.clone(),
             status,
             cache_control: d.cache_control,
             forward_query: d.forward_query.unwrap_or(true),
-            not_found_url: d.not_found_url,
-            root_url: d.root_url,
+            not_found_url,
+            root_url,
             case_insensitive: d.case_insensitive,
             robots_txt: d.robots_txt,
             https_only: d.https_only,

@@ -83,7 +83,8 @@ impl std::ops::Deref for Link {
 
 impl Link {
     /// A link. `location` is sent as the `Location` field as it is, so it must be one: visible
-    /// ASCII (the table reader percent-encodes everything else); any other is replaced by `/`.
+    /// ASCII (the table reader gives the `url` crate's serialization); any other is replaced by
+    /// `/`.
     /// Parts longer than 1 GiB are cut, so that the offsets fit `u32` (the table reader never
     /// makes one).
     pub fn new(id: &str, slashtag: &str, status: StatusCode, location: &str, owner: Arc<Owner>) -> Link {
@@ -116,8 +117,8 @@ impl Link {
         &self.text()[..self.slashtag_len as usize]
     }
 
-    /// The destination URL as sent in `Location`: the table's spelling when it was visible
-    /// ASCII, else its percent-encoded form.
+    /// The destination URL as sent in `Location`: the `url` crate's serialization of the
+    /// table's text (host lower-cased and in punycode, the rest percent-encoded).
     pub fn destination(&self) -> &str {
         &self.text()[self.slashtag_len as usize..self.id_start as usize]
     }

@@ -7,7 +7,9 @@
 //! reference to the link for its click.
 //!
 //! Loading validates every line and reports each problem as `path:line: what is wrong`; a table
-//! with any error is refused whole. The table is immutable once built: reloads build a new one
+//! with any error is refused whole. Destinations are normalised to the `url` crate's
+//! serialization, and refused where URL readers could disagree on their host
+//! ([`config::check_destination`]). The table is immutable once built: reloads build a new one
 //! aside and swap it in (see `reload`).
 //!
 //! Memory: strings that repeat across links (domains, workspaces, creators) are interned, and a

@@ -320,8 +320,9 @@ impl Interner {
 }
 
 pub(super) fn header_value(url: &str) -> HeaderValue {
-    // `check_redirect_url` refused control characters, and `Url` percent-encodes the rest, so the
-    // value is always valid; `from_maybe_shared` keeps the one copy of the bytes.
+    // `check_destination` refused whitespace and control characters, and the value is `Url`'s
+    // serialization, which percent-encodes the rest, so it is always valid;
+    // `from_maybe_shared` keeps the one copy of the bytes.
     HeaderValue::from_maybe_shared(Bytes::copy_from_slice(url.as_bytes()))
         .unwrap_or_else(|_| HeaderValue::from_static("/"))
 }
@@ -460,7 +461,7 @@ impl<'c> LineParser<'c> {
             self.error(n, e);
         }
         let destination = destination.unwrap_or_default();
-        let url = config::check_redirect_url(destination.trim())
+        let url = config::check_destination(destination.trim())
             .map_err(|e| self.errors.push((n, format!("destination {e}"))))
             .ok();
         let status = match status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -482,10 +483,9 @@ impl<'c> LineParser<'c> {
         let status = status
             .or_else(|| self.domain_configs.get(&*domain).and_then(|c| c.status))
             .unwrap_or(StatusCode::MOVED_PERMANENTLY);
-        // The table's own spelling is sent when it is already a valid header value; `Url`'s
-        // serialization (which percent-encodes) only when the raw text needs it.
-        let raw = destination.trim();
-        let location = if is_field_value(raw) { raw } else { url.as_str() };
+        // `Url`'s serialization is sent, not the table's spelling, so that every client reads
+        // the URL the way it was checked (see `check_destination`).
+        let location = url.as_str();
         // Most lines repeat an owner seen before: one lookup of the raw fields finds it.
         let fields = [
             &*domain_name,

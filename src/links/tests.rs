@@ -296,3 +296,75 @@ fn owner_keys_are_unambiguous() {
     assert!(!Arc::ptr_eq(&one.owner, &two.owner));
     assert_eq!(two.workspace().id.as_ref(), "y:z");
 }
+
+#[test]
+fn destinations_are_sent_as_the_url_crates_serialization() {
+    let cases = [
+        (
+            "https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=customersuccess",
+            "https://www.yourdestination.com/?utm_source=cs_facebook_post&utm_medium=customersuccess",
+        ),
+        (
+            "HTTPS://Shop.EXAMPLE.com:443/a?b=1#Top",
+            "https://shop.example.com/a?b=1#Top",
+        ),
+        ("https://e.test", "https://e.test/"),
+        ("http://e.test:8080/./a/../b", "http://e.test:8080/b"),
+        ("https://e.test/caf\u{e9}?q=\u{e9}", "https://e.test/caf%C3%A9?q=%C3%A9"),
+        ("https://\u{4f8b}\u{3048}.jp/", "https://xn--r8jz45g.jp/"),
+        ("https://[::1]:8443/x", "https://[::1]:8443/x"),
+        ("https://e.test/\"q\"<>", "https://e.test/%22q%22%3C%3E"),
+    ];
+    for (raw, sent) in cases {
+        let csv = format!(
+            "id,domain,slashtag,destination\n1,a.test,x,\"{}\"\n",
+            raw.replace('"', "\"\"")
+        );
+        let t = table(&csv).unwrap_or_else(|e| panic!("{raw}: {e}"));
+        assert_eq!(
+            t.domain("a.test").unwrap().lookup("x").unwrap().destination(),
+            sent,
+            "{raw}"
+        );
+    }
+}
+
+#[test]
+fn ambiguous_destinations_are_refused() {
+    // (destination, what the message says)
+    let cases = [
+        ("https://good.example\\@evil.example/", "contains a backslash"),
+        ("https://good.example/a\\b", "contains a backslash"),
+        ("https://e.test/a b", "contains ' ': percent-encode"),
+        ("https://e.test/a\u{a0}b", "percent-encode"),
+        ("https://e.test/\u{7f}", "contains '\\u{7f}'"),
+        ("https://good.example@evil.example/", "user name or password"),
+        ("https://u:p@e.test/", "user name or password"),
+        (
+            "https:evil.example/",
+            "must start with http:// or https:// and the host",
+        ),
+        (
+            "https:/evil.example/",
+            "must start with http:// or https:// and the host",
+        ),
+        (
+            "https:///evil.example/",
+            "must start with http:// or https:// and the host",
+        ),
+        ("https://evil%2Eexample/", "is read as 'evil.example'"),
+        ("https://0x7f.1/", "is read as '127.0.0.1'"),
+        ("https://[0:0::1]/", "is read as '[::1]'"),
+    ];
+    for (destination, message) in cases {
+        let csv = format!(
+            "id,domain,slashtag,destination\n1,a.test,ok,https://e.test/\n2,a.test,x,\"{}\"\n",
+            destination.replace('"', "\"\"")
+        );
+        let errs = errors(&csv);
+        assert!(
+            errs.len() == 1 && errs[0].starts_with("links.csv:3: destination ") && errs[0].contains(message),
+            "{destination:?}: want {message:?}, got {errs:?}"
+        );
+    }
+}

@@ -168,6 +168,44 @@ async fn query_parameters_are_merged_in_place() {
 }
 
 #[tokio::test]
+async fn destinations_are_sent_normalised_and_ambiguous_ones_refused() {
+    let links = "id,domain,slashtag,destination\n\
+                 n1,brand.link,norm,HTTPS://Shop.EXAMPLE.com:443/caf\u{e9}?q=\u{e9}#Top\n";
+    let t = start(links, "").await;
+    let r = get(&t.url("/norm"), "brand.link").await;
+    assert_eq!(
+        header(&r, "location"),
+        "https://shop.example.com/caf%C3%A9?q=%C3%A9#Top"
+    );
+    let r = get(&t.url("/norm?x=1"), "brand.link").await;
+    assert_eq!(
+        header(&r, "location"),
+        "https://shop.example.com/caf%C3%A9?q=%C3%A9&x=1#Top"
+    );
+    let event = &t.wait_for_events(2).await[0];
+    assert_eq!(
+        event["route"]["destination"]["raw"],
+        "https://shop.example.com/caf%C3%A9?q=%C3%A9#Top"
+    );
+
+    // A destination URL readers disagree on is refused at start, with its line.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("links.csv"),
+        "id,domain,slashtag,destination\nb1,brand.link,x,https://good.example\\@evil.example/\n",
+    )
+    .unwrap();
+    let text = common::config_text(dir.path(), "");
+    let config = clickstream::config::Config::from_toml_str(&text, "t.toml").unwrap();
+    let err = match clickstream::app::Node::start(config).await {
+        Ok(_) => panic!("must not start with an ambiguous destination"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("links.csv:2: destination"), "{err}");
+    assert!(err.contains("backslash"), "{err}");
+}
+
+#[tokio::test]
 async fn misses_robots_methods_and_bad_requests() {
     let t = start(LINKS, &format!("default_domain = \"\"\n{DOMAINS}")).await;
     let c = client();
