@@ -16,7 +16,9 @@
 //!   head alone); a chunked body, or one the client waits to send (`Expect: 100-continue`), is
 //!   not read: the answer says `Connection: close` and the connection closes.
 //! - A head that does not parse gets 400, one over `max_header_bytes` or with more than 100
-//!   fields 431, conflicting `Content-Length`s 400; each closes the connection.
+//!   fields 431, conflicting `Content-Length`s 400; each closes the connection. So does every
+//!   other 400 (a missing, repeated or malformed `Host`, a target that does not parse), as in
+//!   nginx: what follows a request that broke the rules is not trusted to be framed as we read it.
 //! - Closing writes the last answer, shuts the sending side, then reads and drops what the client
 //!   still sends for a moment (nginx's lingering close), so the answer is not lost to a reset.
 //! - At shutdown an idle connection closes at once; a request being read is answered first.
@@ -116,8 +118,7 @@ impl Conn<'_> {
                     keep_alive,
                     http10: req.version == Some(0),
                 };
-                self.respond(&req, &mut out, form, read_time).await;
-                if !keep_alive {
+                if !self.respond(&req, &mut out, form, read_time).await {
                     return self.close(stream, &out, "").await;
                 }
                 start += len;
@@ -174,23 +175,30 @@ impl Conn<'_> {
     }
 
     /// Appends the answer to one parsed head, read at `time`, to `out`; stamps the head on the
-    /// connection's clock and observes the request's latency.
-    async fn respond(&self, req: &httparse::Request<'_, '_>, out: &mut Vec<u8>, form: Form, time: SystemTime) {
-        let routed = self.answer(req, out, form, time).await;
+    /// connection's clock and observes the request's latency. Returns whether the connection
+    /// stays open: as `form` says, unless the answer is a 400.
+    async fn respond(&self, req: &httparse::Request<'_, '_>, out: &mut Vec<u8>, form: Form, time: SystemTime) -> bool {
+        let answered = self.answer(req, out, form, time).await;
         let latency = self.activity.head_done();
-        if routed {
+        if answered.routed {
             self.router.metrics().request_latency.observe(latency);
         }
+        answered.keep_alive
     }
 
-    /// Appends the answer to one parsed head to `out`; true when the router or the ACME folder
-    /// answered it (not a malformed target).
-    async fn answer(&self, req: &httparse::Request<'_, '_>, out: &mut Vec<u8>, form: Form, time: SystemTime) -> bool {
+    /// Appends the answer to one parsed head to `out`.
+    async fn answer(
+        &self,
+        req: &httparse::Request<'_, '_>,
+        out: &mut Vec<u8>,
+        form: Form,
+        time: SystemTime,
+    ) -> Answered {
         let target = req.path.unwrap_or("");
         // `http::Uri` (what hyper checks with) takes visible ASCII only.
         if !target.is_ascii() {
-            write_answer(out, &plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), form, time);
-            return false;
+            let answer = plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE);
+            return Answered::unrouted(write_closing_on_400(out, &answer, form, time));
         }
         let parsed: http::Uri;
         let (target_host, path, query) = if target.starts_with('/') {
@@ -210,15 +218,14 @@ impl Conn<'_> {
                     (parsed.host(), parsed.path(), parsed.query())
                 }
                 Err(_) => {
-                    write_answer(out, &plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), form, time);
-                    return false;
+                    let answer = plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE);
+                    return Answered::unrouted(write_closing_on_400(out, &answer, form, time));
                 }
             }
         };
         if let Some(file) = self.acme_dir.and_then(|dir| acme_path(dir, path)) {
             let answer = acme_answer(&file, self.router).await;
-            write_answer(out, &answer, form, time);
-            return true;
+            return Answered::routed(write_closing_on_400(out, &answer, form, time));
         }
         let head = Head {
             method: req.method.unwrap_or("").as_bytes(),
@@ -228,9 +235,10 @@ impl Conn<'_> {
             headers: Headers::List(req.headers),
             time,
         };
-        self.router
-            .answer(&head, self.peer, false, |answer| write_answer(out, answer, form, time));
-        true
+        let keep_alive = self.router.answer(&head, self.peer, false, |answer| {
+            write_closing_on_400(out, answer, form, time)
+        });
+        Answered::routed(keep_alive)
     }
 
     /// Sends `out` (the last answers), ends the sending side, and drops what the client still
@@ -254,6 +262,45 @@ impl Conn<'_> {
         .await;
         if why.is_empty() { Ok(()) } else { Err(why.to_string()) }
     }
+}
+
+/// What became of one request head.
+struct Answered {
+    /// The router or the ACME folder answered it (not a malformed target): its latency counts.
+    routed: bool,
+    /// The connection stays open after the answer.
+    keep_alive: bool,
+}
+
+impl Answered {
+    fn routed(keep_alive: bool) -> Answered {
+        Answered {
+            routed: true,
+            keep_alive,
+        }
+    }
+
+    fn unrouted(keep_alive: bool) -> Answered {
+        Answered {
+            routed: false,
+            keep_alive,
+        }
+    }
+}
+
+/// Appends `answer` in `form`, except that a 400 closes the connection; returns whether the
+/// connection stays open.
+fn write_closing_on_400(out: &mut Vec<u8>, answer: &Answer<'_>, form: Form, time: SystemTime) -> bool {
+    let form = if answer.status == StatusCode::BAD_REQUEST {
+        Form {
+            keep_alive: false,
+            ..form
+        }
+    } else {
+        form
+    };
+    write_answer(out, answer, form, time);
+    form.keep_alive
 }
 
 /// Drops what of the `skip` body bytes still owed is in `start..end` (before the next head, or

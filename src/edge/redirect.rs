@@ -92,6 +92,27 @@ impl<'a> Headers<'a> {
         }
     }
 
+    /// The value of `name` when the request sends that field at most once.
+    pub fn only(&self, name: &HeaderName) -> Result<Option<&'a [u8]>, Repeated> {
+        match self {
+            Headers::Map(map) => {
+                let mut all = map.get_all(name).iter();
+                let first = all.next().map(HeaderValue::as_bytes);
+                if all.next().is_some() { Err(Repeated) } else { Ok(first) }
+            }
+            Headers::List(list) => {
+                let mut found = None;
+                for field in list.iter().filter(|h| is(h, name)) {
+                    if found.is_some() {
+                        return Err(Repeated);
+                    }
+                    found = Some(field.value);
+                }
+                Ok(found)
+            }
+        }
+    }
+
     /// Calls `f` with every value of `name`, in the order sent.
     pub fn each(&self, name: &HeaderName, mut f: impl FnMut(&'a [u8])) {
         match self {
@@ -100,6 +121,10 @@ impl<'a> Headers<'a> {
         }
     }
 }
+
+/// A field that a request may send once was sent several times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeated;
 
 /// Whether a listed field is `name` (which `http` keeps in lower case).
 fn is(field: &httparse::Header<'_>, name: &HeaderName) -> bool {
@@ -205,13 +230,14 @@ impl Router {
     }
 
     fn route<'t>(&self, table: &'t LinkTable, req: &Head<'_>, peer: IpAddr, tls: bool) -> (Answer<'t>, Outcome) {
+        // The host first: a request with a broken `Host` is a 400 whatever its method.
+        let Some(host) = request_host(req) else {
+            return (plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), Outcome::BadRequest);
+        };
         let head = match req.method {
             b"GET" => false,
             b"HEAD" => true,
             _ => return (method_not_allowed(), Outcome::MethodNotAllowed),
-        };
-        let Some(host) = request_host(req) else {
-            return (plain(StatusCode::BAD_REQUEST, BAD_REQUEST_PAGE), Outcome::BadRequest);
         };
         let Some(domain) = table.domain_for_host(&host) else {
             return (not_found(), Outcome::NotFound);
@@ -258,16 +284,19 @@ impl Router {
     }
 }
 
-/// The request's host, lower case, without port: from an absolute-form URI, else `Host`.
+/// The host a request is routed by, lower case, without port, brackets or trailing dot: from an
+/// absolute-form target (RFC 9112 §3.2.2: it wins over `Host`), else from `Host`. `None`, a 400,
+/// when `Host` is sent more than once or is not an authority (RFC 9112 §3.2, checked even when
+/// the target names the host, as nginx does), or when neither names a host.
 fn request_host<'a>(req: &Head<'a>) -> Option<Cow<'a, str>> {
-    let raw = match req.target_host {
-        Some(h) => h,
-        None => crate::json::visible_ascii(req.headers.get(&header::HOST)?)?,
+    let field = match req.headers.only(&header::HOST).ok()? {
+        Some(value) => Some(authority_host(value)?),
+        None => None,
     };
-    let host = strip_port(raw.trim());
-    if host.is_empty() {
-        return None;
-    }
+    let host = match req.target_host {
+        Some(target) => authority_host(target.as_bytes())?,
+        None => field?,
+    };
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Some(Cow::Owned(host.to_ascii_lowercase()))
     } else {
@@ -275,15 +304,62 @@ fn request_host<'a>(req: &Head<'a>) -> Option<Cow<'a, str>> {
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // IPv6 literal: `[::1]:8080`; keep the brackets' content.
-        return rest.split(']').next().unwrap_or(rest);
+/// The host of an authority, `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): a
+/// reg-name (IPv4 addresses included) or an `[IPv6]` literal, then an optional port of digits.
+/// Returned without port and brackets, and a name without one trailing dot (`brand.link.` is the
+/// fully qualified `brand.link`, as nginx reads it). `None` for any other text, an empty host,
+/// or an empty label (`a..b`, refused by nginx too).
+fn authority_host(raw: &[u8]) -> Option<&str> {
+    let raw = raw.trim_ascii();
+    let (host, port) = match raw.strip_prefix(b"[") {
+        Some(literal) => {
+            let close = literal.iter().position(|&b| b == b']')?;
+            let address = &literal[..close];
+            std::str::from_utf8(address).ok()?.parse::<std::net::Ipv6Addr>().ok()?;
+            (address, &literal[close + 1..])
+        }
+        None => {
+            let end = raw.iter().position(|&b| b == b':').unwrap_or(raw.len());
+            let name = &raw[..end];
+            if !is_reg_name(name) {
+                return None;
+            }
+            (name.strip_suffix(b".").unwrap_or(name), &raw[end..])
+        }
+    };
+    match port {
+        [] => {}
+        [b':', digits @ ..] if digits.iter().all(u8::is_ascii_digit) => {}
+        _ => return None,
     }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
+    if host.is_empty() {
+        return None;
     }
+    std::str::from_utf8(host).ok()
+}
+
+/// RFC 3986 §3.2.2 `reg-name`: unreserved characters, sub-delims and `%XX` escapes, with no empty
+/// label inside (`a..b`).
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                let hex = |at: usize| name.get(at).is_some_and(u8::is_ascii_hexdigit);
+                if !(hex(i + 1) && hex(i + 2)) {
+                    return false;
+                }
+                i += 2;
+            }
+            b'.' if name.get(i + 1) == Some(&b'.') => return false,
+            b if b.is_ascii_alphanumeric() => {}
+            b'-' | b'.' | b'_' | b'~' => {}
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Percent-decodes a slashtag; `None` when the result is not UTF-8.
@@ -483,17 +559,60 @@ mod tests {
     }
 
     #[test]
-    fn ports_are_stripped() {
+    fn authorities_parse_as_rfc_3986_has_them() {
         for (raw, want) in [
-            ("brand.link", "brand.link"),
-            ("brand.link:8080", "brand.link"),
-            ("[::1]:8080", "::1"),
-            ("[::1]", "::1"),
-            ("127.0.0.1:80", "127.0.0.1"),
-            ("host:notaport", "host:notaport"),
+            ("brand.link", Some("brand.link")),
+            ("brand.link:8080", Some("brand.link")),
+            ("brand.link:", Some("brand.link")),
+            ("brand.link.", Some("brand.link")),
+            ("brand.link.:443", Some("brand.link")),
+            (" brand.link\t", Some("brand.link")),
+            ("[::1]:8080", Some("::1")),
+            ("[::1]", Some("::1")),
+            ("[2001:DB8::a]", Some("2001:DB8::a")),
+            ("127.0.0.1:80", Some("127.0.0.1")),
+            ("xn--caf-dma.test", Some("xn--caf-dma.test")),
+            ("a%2Db.test", Some("a%2Db.test")),
+            ("!$&'()*+,;=-._~", Some("!$&'()*+,;=-._~")),
+            ("host:notaport", None),
+            ("brand.link:80:80", None),
+            ("brand.link/x", None),
+            ("a@b", None),
+            ("[brand.link]garbage", None),
+            ("[brand.link]", None),
+            ("[::1]garbage", None),
+            ("[::1]:x", None),
+            ("[::1", None),
+            ("[]", None),
+            ("::1", None),
+            ("a..b", None),
+            ("brand.link..", None),
+            (".", None),
+            ("", None),
+            (":80", None),
+            ("a b", None),
+            ("a%zz", None),
+            ("a%2", None),
+            ("a\\b", None),
+            ("café.test", None),
         ] {
-            assert_eq!(strip_port(raw), want, "{raw}");
+            assert_eq!(authority_host(raw.as_bytes()), want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn one_host_field_at_most() {
+        let field = |name, value| httparse::Header { name, value };
+        let one = [field("Host", &b"a"[..]), field("Accept", b"*/*")];
+        assert_eq!(Headers::List(&one).only(&header::HOST), Ok(Some(&b"a"[..])));
+        assert_eq!(Headers::List(&one[1..]).only(&header::HOST), Ok(None));
+        let two = [field("Host", &b"a"[..]), field("Accept", b"*/*"), field("HOST", b"a")];
+        assert_eq!(Headers::List(&two).only(&header::HOST), Err(Repeated));
+        let mut map = HeaderMap::new();
+        map.append(header::HOST, HeaderValue::from_static("a"));
+        assert_eq!(Headers::Map(&map).only(&header::HOST), Ok(Some(&b"a"[..])));
+        map.append(header::HOST, HeaderValue::from_static("b"));
+        assert_eq!(Headers::Map(&map).only(&header::HOST), Err(Repeated));
     }
 
     #[test]

@@ -635,3 +635,143 @@ async fn many_connections_opened_at_once_are_all_served() {
         }
     }
 }
+
+/// Sends `request` on a new connection and returns everything answered; fails unless the
+/// server closes the connection within 5 s.
+async fn answered_then_closed(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(closed.is_ok(), "the server must close the connection: {text}");
+    text
+}
+
+/// How many responses a raw answer holds.
+fn responses(text: &str) -> usize {
+    text.matches("HTTP/1.1 ").count()
+}
+
+#[tokio::test]
+async fn host_must_be_sent_once_and_well_formed() {
+    let t = start(LINKS, DOMAINS).await;
+    // RFC 9112 §3.2: more than one Host field, or an invalid one, is a 400. The answer closes the
+    // connection (as nginx does), so the request pipelined behind it is not answered.
+    let next = "GET /temp HTTP/1.1\r\nHost: brand.link\r\n\r\n";
+    for host_fields in [
+        "Host: brand.link\r\nHost: brand.link\r\n",
+        "Host: go.other.test\r\nhost: brand.link\r\n",
+        "HOST: brand.link\r\nX-Other: 1\r\nHost: evil.example\r\n",
+        "Host: brand.link/x\r\n",
+        "Host: a@b\r\n",
+        "Host: brand.link@evil.example\r\n",
+        "Host: [brand.link]garbage\r\n",
+        "Host: [::1]garbage\r\n",
+        "Host: [brand.link]\r\n",
+        "Host: [::1\r\n",
+        "Host: brand.link:80x\r\n",
+        "Host: brand.link:80:80\r\n",
+        "Host: brand link\r\n",
+        "Host: brand.link?x\r\n",
+        "Host: brand.link#x\r\n",
+        "Host: brand.link\\x\r\n",
+        "Host: bad%zzpct\r\n",
+        "Host: brand..link\r\n",
+        "Host: .\r\n",
+        "Host: \r\n",
+        "Host: :80\r\n",
+        // A missing Host on HTTP/1.1.
+        "",
+    ] {
+        let request = format!("GET /temp HTTP/1.1\r\n{host_fields}\r\n{next}");
+        let answer = answered_then_closed(t.node.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{host_fields:?}: {answer}");
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{host_fields:?}: {answer}"
+        );
+        assert_eq!(responses(&answer), 1, "{host_fields:?}: {answer}");
+    }
+    // Valid authorities: a reg-name or IPv4 address with an optional port, or an IPv6 literal.
+    for (host, location) in [
+        ("brand.link", "https://shop.example.com/temp"),
+        ("Brand.Link:8080", "https://shop.example.com/temp"),
+        ("brand.link:", "https://shop.example.com/temp"),
+        ("127.0.0.1:80", "https://shop.example.com/temp"),
+        ("[::1]", "https://shop.example.com/temp"),
+        ("[2001:DB8::1]:8080", "https://shop.example.com/temp"),
+        ("sub-delims!$&'()*+,;=.test", "https://shop.example.com/temp"),
+        ("pct%2Dencoded.test", "https://shop.example.com/temp"),
+        ("_under~score.test", "https://shop.example.com/temp"),
+        ("go.other.test", "https://other.example.com/missing"),
+    ] {
+        let request = format!("GET /temp HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = raw(t.node.addr, request.as_bytes()).await;
+        assert!(
+            answer.contains(&format!("\r\nlocation: {location}\r\n")),
+            "{host}: {answer}"
+        );
+    }
+    // The same checks on the TLS listener are in `tls.rs`; the absolute form in
+    // `the_absolute_form_target_wins_over_host`.
+}
+
+#[tokio::test]
+async fn a_trailing_dot_is_removed_before_routing() {
+    let t = start(LINKS, DOMAINS).await;
+    // `go.other.test.` is go.other.test (a fully qualified name), not an unknown host served as
+    // the default domain (brand.link, which has its own `spring-sale`).
+    for host in ["go.other.test.", "GO.OTHER.TEST.:8080"] {
+        let request = format!("GET /spring-sale HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = raw(t.node.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 302"), "{host}: {answer}");
+        assert!(
+            answer.contains("\r\nlocation: https://other.example.com/\r\n"),
+            "{host}: {answer}"
+        );
+    }
+    let answer = raw(
+        t.node.addr,
+        b"GET http://go.other.test./spring-sale HTTP/1.1\r\nHost: go.other.test.\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.contains("\r\nlocation: https://other.example.com/\r\n"),
+        "{answer}"
+    );
+    // The clicks are counted against go.other.test.
+    let events = t.wait_for_events(3).await;
+    for e in &events {
+        assert_eq!(e["route"]["domain"]["raw"], "go.other.test", "{e}");
+    }
+}
+
+#[tokio::test]
+async fn the_absolute_form_target_wins_over_host() {
+    let t = start(LINKS, DOMAINS).await;
+    // RFC 9112 §3.2.2: the target's host is used, the Host field ignored (but still checked).
+    let answer = raw(
+        t.node.addr,
+        b"GET http://go.other.test/spring-sale HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
+    assert!(
+        answer.contains("\r\nlocation: https://other.example.com/\r\n"),
+        "{answer}"
+    );
+    let answer = answered_then_closed(
+        t.node.addr,
+        b"GET http://go.other.test/spring-sale HTTP/1.1\r\nHost: go.other.test\r\nHost: brand.link\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = answered_then_closed(
+        t.node.addr,
+        b"GET http://go.other.test/spring-sale HTTP/1.1\r\nHost: a@b\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}

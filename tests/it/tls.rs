@@ -345,3 +345,41 @@ async fn shutdown_closes_idle_tls_connections_without_waiting_out_the_grace_peri
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+/// Sends raw bytes on an open connection and returns the response head.
+async fn exchange(s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>, request: &str) -> String {
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0; 4096];
+    let mut have = 0;
+    loop {
+        let n = s.read(&mut buf[have..]).await.unwrap();
+        assert!(n > 0, "closed without an answer to {request:?}");
+        have += n;
+        if let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+            return String::from_utf8_lossy(&buf[..end]).into_owned();
+        }
+    }
+}
+
+#[tokio::test]
+async fn host_is_checked_over_tls_http1_too() {
+    let s = setup("").await;
+    let cfg = client_config(&s.roots, &["http/1.1"]);
+    // RFC 9112 §3.2: several Host fields, or an invalid one, are a 400 (hyper keeps them all).
+    for host_fields in [
+        "Host: a.test\r\nHost: a.test\r\n",
+        "Host: a.test\r\nHost: b.test\r\n",
+        "Host: a.test/x\r\n",
+        "Host: a@b.test\r\n",
+        "Host: [a.test]garbage\r\n",
+    ] {
+        let mut conn = connect(s.tls, "a.test", cfg.clone()).await;
+        let head = exchange(&mut conn, &format!("GET /x HTTP/1.1\r\n{host_fields}\r\n")).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{host_fields:?}: {head}");
+    }
+    // One trailing dot is removed before routing: `a.test.` is a.test, not an unknown host.
+    let mut conn = connect(s.tls, "a.test", cfg.clone()).await;
+    let head = exchange(&mut conn, "GET /x HTTP/1.1\r\nHost: a.test.\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 301"), "{head}");
+    assert!(head.contains("location: https://dest-a.example/"), "{head}");
+}
