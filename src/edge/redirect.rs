@@ -244,7 +244,9 @@ impl Router {
         };
         let path = req.path;
         if domain.https_only && !tls {
-            return (https_redirect(&host, path, req.query), Outcome::HttpsRedirect);
+            // The domain's own name, never the request's: an unknown host served as the default
+            // domain must not be sent back to itself (`Host: evil.example`).
+            return (https_redirect(&domain.name, path, req.query), Outcome::HttpsRedirect);
         }
         if path == "/robots.txt" {
             return (robots(domain), Outcome::Robots);

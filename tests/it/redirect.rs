@@ -775,3 +775,33 @@ async fn the_absolute_form_target_wins_over_host() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 }
+
+#[tokio::test]
+async fn an_https_redirect_names_the_domain_not_the_request_host() {
+    // brand.link is the default domain and https_only: any unknown Host is served as brand.link,
+    // and the 308 must send the client to brand.link, never back to the name it sent.
+    let t = start(
+        LINKS,
+        "default_domain = \"brand.link\"\n[[domain]]\nname = \"brand.link\"\nhttps_only = true\n",
+    )
+    .await;
+    for host in ["evil.example", "brand.link", "BRAND.LINK.:8080", "127.0.0.1:8080"] {
+        let r = get(&t.url("/spring-sale?utm_source=mail"), host).await;
+        assert_eq!(r.status(), 308, "{host}");
+        assert_eq!(
+            header(&r, "location"),
+            "https://brand.link/spring-sale?utm_source=mail",
+            "{host}"
+        );
+    }
+    // An absolute-form target that names another host is served as brand.link too.
+    let answer = raw(
+        t.node.addr,
+        b"GET http://evil.example/spring-sale HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.contains("\r\nlocation: https://brand.link/spring-sale\r\n"),
+        "{answer}"
+    );
+}
