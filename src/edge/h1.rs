@@ -9,7 +9,10 @@
 //!
 //! One connection at a time, in order:
 //! - Every complete head in the read buffer is answered before the next read (pipelining), and
-//!   the answers go out in one write.
+//!   the answers go out in one write. Once the answers waiting reach `OUT_LIMIT`, they are
+//!   written before the next head is parsed, waiting for the socket when it is full: a client
+//!   that sends many heads and never reads holds that much of this process, not an answer for
+//!   every head it sent.
 //! - Keep-alive as HTTP/1.1 says: on unless the request says `Connection: close`; an HTTP/1.0
 //!   request keeps the connection only with `Connection: keep-alive`.
 //! - A body announced by `Content-Length` is read and discarded (requests are answered from the
@@ -49,6 +52,11 @@ const INITIAL_BUFFER: usize = 4096;
 const LINGER: Duration = Duration::from_secs(1);
 /// How much a closing connection reads and drops at most.
 const LINGER_BYTES: usize = 256 * 1024;
+/// Answers waiting to be written past which no further pipelined head is parsed until they are
+/// sent. A head of 26 bytes can ask for an answer of a few KB (a long `root_url`), so without
+/// a bound one 4 KB read could queue hundreds of KB for a client that never reads; this is a few
+/// dozen typical answers, so pipelining still writes many at once.
+const OUT_LIMIT: usize = 8 * 1024;
 
 /// How one connection is served.
 pub(crate) struct Conn<'a> {
@@ -90,8 +98,13 @@ impl Conn<'_> {
         tokio::pin!(stop);
         loop {
             drop_body(&mut start, end, &mut skip);
-            // Answer every complete head already read.
+            // Answer the complete heads already read, until the answers reach OUT_LIMIT.
+            let mut full = false;
             while skip == 0 && start < end {
+                if out.len() >= OUT_LIMIT {
+                    full = true;
+                    break;
+                }
                 // Left uninitialized: httparse writes the fields it finds (3 KiB not cleared per request).
                 let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
                 let mut req = httparse::Request::new(&mut []);
@@ -141,6 +154,10 @@ impl Conn<'_> {
                     self.activity.touch();
                 }
                 out.clear();
+            }
+            if full {
+                // The answers are sent: on to the heads still waiting in the buffer.
+                continue;
             }
             // Make room: what is left is the start of the next head.
             if start == end {

@@ -805,3 +805,148 @@ async fn an_https_redirect_names_the_domain_not_the_request_host() {
         "{answer}"
     );
 }
+
+/// The resident set of a process, in bytes.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kb * 1024
+}
+
+/// Waits until the counter `name` of a child process stops moving (it moves while the server
+/// still answers) and returns its value.
+async fn settled(p: &common::process::Process, name: &str) -> u64 {
+    let mut last = u64::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = common::metric(&p.metrics().await, name);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[tokio::test]
+async fn clients_that_never_read_hold_little_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Short heads whose answers are long (a 2 KB root_url): the most answer per byte read. The
+    // real binary, so that its resident set is its own (the tests of this binary run in
+    // parallel, in one process).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("links.csv"), LINKS).unwrap();
+    let root = format!("https://shop.example.com/{}", "r".repeat(2000));
+    let extra = format!("[[domain]]\nname = \"brand.link\"\nroot_url = \"{root}\"\n");
+    let config = dir.path().join("clickstream.toml");
+    std::fs::write(&config, common::config_text(dir.path(), &extra)).unwrap();
+    let p = common::process::Process::start(dir.path(), &config, &[]);
+    const FALLBACKS: &str = "clickstream_responses_total{kind=\"fallback_redirect\"}";
+    let head = b"GET / HTTP/1.1\r\nHost:x\r\n\r\n";
+    const CONNECTIONS: usize = 100;
+
+    // Warm up every serving thread with connections that read their answers.
+    for _ in 0..2 {
+        let mut warm = Vec::new();
+        for _ in 0..CONNECTIONS {
+            warm.push(tokio::net::TcpStream::connect(p.addr).await.unwrap());
+        }
+        for s in &mut warm {
+            s.write_all(head).await.unwrap();
+        }
+        for s in &mut warm {
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !answer.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                answer.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    settled(&p, FALLBACKS).await;
+    let before = resident_bytes(p.child.id());
+
+    // One 12 KB chunk of pipelined heads on each connection, and no read.
+    let chunk = head.repeat(12 * 1024 / head.len());
+    let mut silent = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        s.write_all(&chunk).await.unwrap();
+        silent.push(s);
+    }
+    let answered = settled(&p, FALLBACKS).await;
+    let after = resident_bytes(p.child.id());
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown < 10 << 20,
+        "{CONNECTIONS} connections that never read grew the server by {} KB ({} answers; {} KB before)",
+        grown >> 10,
+        answered,
+        before >> 10
+    );
+    drop(silent);
+}
+
+#[tokio::test]
+async fn pipelined_requests_read_slowly_are_all_answered_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = start(LINKS, DOMAINS).await;
+    const REQUESTS: usize = 5000;
+    // Every request names its number in the query, which comes back merged into `location`;
+    // every seventh is a HEAD and every eleventh carries a body, to be skipped.
+    let mut requests = Vec::new();
+    for i in 0..REQUESTS {
+        let method = if i % 7 == 3 { "HEAD" } else { "GET" };
+        if i % 11 == 5 {
+            requests.extend_from_slice(
+                format!("{method} /temp?i={i} HTTP/1.1\r\nHost: brand.link\r\nContent-Length: 5\r\n\r\nhello")
+                    .as_bytes(),
+            );
+        } else {
+            requests.extend_from_slice(format!("{method} /temp?i={i} HTTP/1.1\r\nHost: brand.link\r\n\r\n").as_bytes());
+        }
+    }
+    requests.extend_from_slice(b"GET /temp?i=last HTTP/1.1\r\nHost: brand.link\r\nConnection: close\r\n\r\n");
+    let s = tokio::net::TcpStream::connect(t.node.addr).await.unwrap();
+    let (mut read, mut write) = s.into_split();
+    // Written in odd-sized pieces, so that heads straddle reads.
+    let writer = tokio::spawn(async move {
+        for piece in requests.chunks(1337) {
+            write.write_all(piece).await.unwrap();
+        }
+        write
+    });
+    // Read slowly: the server must wait for the socket instead of piling answers up, and still
+    // answer every request once, in order.
+    let mut answers = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), read.read(&mut buf))
+            .await
+            .expect("answers keep coming")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answers.extend_from_slice(&buf[..n]);
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let _write = writer.await.unwrap();
+    let text = String::from_utf8(answers).unwrap();
+    let locations: Vec<&str> = text
+        .split("\r\n")
+        .filter_map(|l| l.strip_prefix("location: https://shop.example.com/temp?i="))
+        .collect();
+    let want: Vec<String> = (0..REQUESTS)
+        .map(|i| i.to_string())
+        .chain(["last".to_string()])
+        .collect();
+    assert_eq!(locations.len(), want.len(), "every request answered once");
+    assert!(locations.iter().zip(&want).all(|(a, b)| a == b), "in order");
+    assert_eq!(responses(&text), REQUESTS + 1);
+}
