@@ -125,6 +125,18 @@ impl EncodedAgent {
     }
 }
 
+impl crate::enrich::Weigh for EncodedAgent {
+    fn weight(&self) -> usize {
+        let info = &self.info;
+        std::mem::size_of::<EncodedAgent>()
+            + info.browser_name.capacity()
+            + info.browser_version.capacity()
+            + info.os_name.capacity()
+            + info.os_version.capacity()
+            + self.json_head.len()
+    }
+}
+
 /// An event timestamp in unix microseconds; written as UTC, RFC 3339, microseconds, `Z`
 /// (`2019-07-02T14:07:06.981094Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

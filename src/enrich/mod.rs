@@ -11,7 +11,12 @@
 //! - [`session`]: salted visitor hash → session start and first click.
 //!
 //! User agents repeat heavily in real traffic, so their classification is cached ([`UaCache`]);
-//! a cache hit costs a hash of the UA bytes and a map lookup.
+//! a cache hit costs a hash of the UA bytes and a map lookup. So are the JSON of a destination
+//! with the request's query merged in and of a referrer. Their keys come from requests, so each
+//! cache is bounded in entries and in bytes, and keeps no key over [`MAX_CACHED_KEY_BYTES`]
+//! ([`TwoGenCache`]): at most 26 MiB for agents, 18 MiB for destinations and 10 MiB for
+//! referrers, besides the allocator's rounding (the README's Operations section has the
+//! arithmetic).
 
 pub mod agent;
 pub mod client_ip;
@@ -39,10 +44,27 @@ use session::SessionTracker;
 
 /// Entries per generation of the user-agent cache (two generations are kept).
 const UA_CACHE_GENERATION_ENTRIES: usize = 16_384;
+/// Bytes per generation of the user-agent cache: 16,384 agents of 768 bytes (key and
+/// classification: a browser's agent with its client hints weighs 450 to 560).
+const UA_CACHE_GENERATION_BYTES: usize = 12 << 20;
 /// Entries per generation of the cache of destinations with the request's query merged in.
 const DESTINATION_CACHE_GENERATION_ENTRIES: usize = 16_384;
+/// Bytes per generation of the destination cache: 16,384 locations of 512 bytes (key and JSON:
+/// a destination with four `utm_` parameters weighs about 430).
+const DESTINATION_CACHE_GENERATION_BYTES: usize = 8 << 20;
 /// Entries per generation of the referrer cache (keyed by `Referer` and the link's domain).
 const REFERRAL_CACHE_GENERATION_ENTRIES: usize = 16_384;
+/// Bytes per generation of the referrer cache: 16,384 referrers of 256 bytes (key and JSON: a
+/// search engine or social site weighs 150 to 200).
+const REFERRAL_CACHE_GENERATION_BYTES: usize = 4 << 20;
+/// Longest key a cache keeps. A longer one (a user agent padded to kilobytes, a query or a
+/// `Referer` of a whole request head) is computed and used, never kept: such keys are rare in
+/// real traffic and each one is usually unique, so keeping them would buy nothing. Normal agents
+/// with their hints are under 512 bytes; 2,048 is the longest URL most software handles
+/// (the sitemap protocol's limit).
+pub const MAX_CACHED_KEY_BYTES: usize = 2048;
+/// What a cache entry costs besides its key and its value: the value's `Arc` counts.
+const ENTRY_OVERHEAD_BYTES: usize = 16;
 
 /// The operator-editable lists in `data/`, reloaded with the link table.
 pub struct EnrichLists {
@@ -96,51 +118,114 @@ fn read(path: &std::path::Path, errors: &mut Vec<String>) -> Option<String> {
         .ok()
 }
 
+/// A value's size for a cache's byte budget: the bytes it holds, itself and what it owns.
+pub trait Weigh {
+    /// Bytes held, `size_of_val(self)` included.
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for str {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
 /// A two-generation cache: lookups hit the young map, then the old one (promoting the entry);
 /// when the young map is full it becomes the old one. An LRU approximation with no per-hit
-/// bookkeeping and a hard size bound of two generations.
+/// bookkeeping.
+///
+/// Bounded twice, because its keys come from requests: a generation is full at `cap` entries or
+/// at `generation_bytes` of keys and values ([`Weigh`], plus [`ENTRY_OVERHEAD_BYTES`]), and a key
+/// over [`MAX_CACHED_KEY_BYTES`] is never kept. So it holds at most `2 * generation_bytes` of
+/// keys and values (plus the allocator's rounding, under an eighth with mimalloc's size
+/// classes), and two hash tables sized for `cap` entries: `2 * 2^⌈log2(cap * 8/7)⌉` slots of
+/// `size_of::<(Box<[u8]>, Arc<V>)>() + 1` bytes (for 16,384 entries, 65,536 slots of 25 or 33
+/// bytes: 1.6 or 2.1 MiB).
 pub struct TwoGenCache<V: ?Sized> {
     young: HashMap<Box<[u8]>, Arc<V>, foldhash::fast::RandomState>,
     old: HashMap<Box<[u8]>, Arc<V>, foldhash::fast::RandomState>,
+    /// Bytes of `young`'s and `old`'s entries, as [`TwoGenCache::entry_bytes`] counts them.
+    young_bytes: usize,
+    old_bytes: usize,
     cap: usize,
+    generation_bytes: usize,
 }
 
 /// User agent (and client hints) → classification.
 pub type UaCache = TwoGenCache<EncodedAgent>;
 
-impl<V: ?Sized> TwoGenCache<V> {
-    /// A cache of at most `2 * cap` entries.
-    pub fn new(cap: usize) -> TwoGenCache<V> {
+impl<V: ?Sized + Weigh> TwoGenCache<V> {
+    /// A cache of at most `2 * cap` entries and `2 * generation_bytes` of keys and values.
+    pub fn new(cap: usize, generation_bytes: usize) -> TwoGenCache<V> {
         TwoGenCache {
             young: HashMap::default(),
             old: HashMap::default(),
+            young_bytes: 0,
+            old_bytes: 0,
             cap: cap.max(1),
+            generation_bytes,
         }
     }
 
-    /// The cached value for `key`, or the one `compute` makes (then cached).
+    /// What an entry counts against the byte budget.
+    fn entry_bytes(key: &[u8], value: &V) -> usize {
+        key.len() + value.weight() + ENTRY_OVERHEAD_BYTES
+    }
+
+    /// The cached value for `key`, or the one `compute` makes (then cached, unless the key is
+    /// over [`MAX_CACHED_KEY_BYTES`] or the entry alone is over a generation's budget).
     pub fn get_or_insert(&mut self, key: &[u8], compute: impl FnOnce() -> Arc<V>) -> Arc<V> {
+        if key.len() > MAX_CACHED_KEY_BYTES {
+            return compute();
+        }
         if let Some(v) = self.young.get(key) {
             return v.clone();
         }
         let value = match self.old.remove(key) {
-            Some(v) => v,
+            Some(v) => {
+                self.old_bytes -= Self::entry_bytes(key, &v);
+                v
+            }
             None => compute(),
         };
-        if self.young.len() >= self.cap {
+        let bytes = Self::entry_bytes(key, &value);
+        if bytes > self.generation_bytes {
+            return value;
+        }
+        if self.young.len() >= self.cap || self.young_bytes + bytes > self.generation_bytes {
             // The old generation's table becomes the young one, emptied: it keeps its capacity,
             // so the young map never grows (and rehashes) again.
             std::mem::swap(&mut self.old, &mut self.young);
             self.young.clear();
+            self.old_bytes = self.young_bytes;
+            self.young_bytes = 0;
         }
         self.young.insert(key.into(), value.clone());
+        self.young_bytes += bytes;
         value
+    }
+
+    /// Bytes of the keys and values held (see the type's docs).
+    pub fn bytes(&self) -> usize {
+        self.young_bytes + self.old_bytes
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Forgets everything (the bot list changed).
     pub fn clear(&mut self) {
         self.young.clear();
         self.old.clear();
+        self.young_bytes = 0;
+        self.old_bytes = 0;
     }
 }
 
@@ -179,9 +264,9 @@ impl Enricher {
             geo,
             trusted,
             sessions,
-            ua_cache: UaCache::new(UA_CACHE_GENERATION_ENTRIES),
-            destinations: TwoGenCache::new(DESTINATION_CACHE_GENERATION_ENTRIES),
-            referrals: TwoGenCache::new(REFERRAL_CACHE_GENERATION_ENTRIES),
+            ua_cache: UaCache::new(UA_CACHE_GENERATION_ENTRIES, UA_CACHE_GENERATION_BYTES),
+            destinations: TwoGenCache::new(DESTINATION_CACHE_GENERATION_ENTRIES, DESTINATION_CACHE_GENERATION_BYTES),
+            referrals: TwoGenCache::new(REFERRAL_CACHE_GENERATION_ENTRIES, REFERRAL_CACHE_GENERATION_BYTES),
             key_buf: Vec::with_capacity(512),
             ids: uuid::ContextV7::new(),
             metrics,
@@ -282,24 +367,28 @@ mod tests {
     use super::agent::AgentInfo;
     use super::*;
 
+    fn agent(name: &[u8]) -> Arc<EncodedAgent> {
+        Arc::new(EncodedAgent::new(
+            AgentInfo {
+                browser_name: String::from_utf8_lossy(name).into_owned(),
+                browser_version: String::new(),
+                os_name: String::new(),
+                os_version: String::new(),
+                device: "",
+                bot: false,
+            },
+            0,
+        ))
+    }
+
     #[test]
     fn ua_cache_is_bounded_and_promotes() {
-        let mut c = UaCache::new(2);
+        let mut c = UaCache::new(2, 1 << 20);
         let mut computed = 0;
         let mut get = |c: &mut UaCache, k: &[u8]| {
             c.get_or_insert(k, || {
                 computed += 1;
-                Arc::new(EncodedAgent::new(
-                    AgentInfo {
-                        browser_name: String::from_utf8_lossy(k).into_owned(),
-                        browser_version: String::new(),
-                        os_name: String::new(),
-                        os_version: String::new(),
-                        device: "",
-                        bot: false,
-                    },
-                    0,
-                ))
+                agent(k)
             });
         };
         get(&mut c, b"a");
@@ -311,5 +400,53 @@ mod tests {
         get(&mut c, b"e");
         assert!(c.young.len() + c.old.len() <= 4);
         assert_eq!(computed, 5);
+    }
+
+    /// Keys of every size up to ten times the longest kept, each unique: the bytes held never
+    /// pass the two generations' budget, and a key that fits is still served from the cache.
+    #[test]
+    fn cache_bytes_stay_under_the_budget_with_huge_unique_keys() {
+        const BUDGET: usize = 64 * 1024;
+        let mut c: TwoGenCache<str> = TwoGenCache::new(1_000, BUDGET);
+        let mut most = 0;
+        for i in 0..5_000usize {
+            let len = (i * 7_919) % (10 * MAX_CACHED_KEY_BYTES) + 8;
+            let key = format!("{i:08}{}", "q".repeat(len - 8)).into_bytes();
+            // The value is as large again as the key (a destination's JSON is about twice).
+            let value: Arc<str> = Arc::from("v".repeat(2 * len));
+            let got = c.get_or_insert(&key, || value.clone());
+            assert_eq!(got.len(), 2 * len);
+            let held: usize = [&c.young, &c.old]
+                .iter()
+                .flat_map(|m| m.iter())
+                .map(|(k, v)| k.len() + v.len() + ENTRY_OVERHEAD_BYTES)
+                .sum();
+            assert_eq!(held, c.bytes(), "the accounting is exact");
+            assert!(c.bytes() <= 2 * BUDGET, "{} bytes held after {i} keys", c.bytes());
+            assert!(
+                c.young
+                    .keys()
+                    .chain(c.old.keys())
+                    .all(|k| k.len() <= MAX_CACHED_KEY_BYTES)
+            );
+            most = most.max(c.bytes());
+        }
+        assert!(most > BUDGET, "the budget was reached ({most} bytes at most)");
+
+        // A normal agent is classified once however often it comes, between huge ones.
+        let mut c = UaCache::new(16, 8 * 1024);
+        let chrome = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                       Chrome/131.0.0.0 Safari/537.36\0\"Chromium\";v=\"131\"\0?0\0\"Windows\"";
+        let mut classified = 0;
+        for i in 0..100u32 {
+            c.get_or_insert(chrome, || {
+                classified += 1;
+                agent(b"chrome")
+            });
+            let huge = format!("{i}{}", "x".repeat(4096));
+            c.get_or_insert(huge.as_bytes(), || agent(b"huge"));
+        }
+        assert_eq!(classified, 1);
+        assert_eq!(c.len(), 1, "no huge agent is kept");
     }
 }
