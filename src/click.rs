@@ -209,6 +209,15 @@ impl HitHeaders {
 ///
 /// A `std::sync::mpsc::sync_channel`: its `try_send` is lock-free on the fast path, and the one
 /// consumer is a plain thread, so no async runtime is involved on either side.
+///
+/// Memory: the channel allocates its `capacity` slots up front, 200 bytes each (a [`Hit`] and
+/// a stamp; 12.5 MiB at the default 65,536). A waiting hit also holds its copy of the captured
+/// headers (at least 512 bytes, less than twice their length) and, when the query was merged,
+/// the `Location` it was sent (the destination and the query). The captured headers and the
+/// query come from one request head, at most `max_header_bytes`, so a hit holds at most about
+/// twice that plus its destination: 32 KiB at the default 16 KiB, 2 GiB for a full queue, which
+/// only a pipeline far behind a flood of huge heads would reach. A browser's hit holds the
+/// 512 bytes.
 #[derive(Clone)]
 pub struct ClickQueue {
     tx: SyncSender<Hit>,
@@ -236,6 +245,13 @@ impl ClickQueue {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    /// The README's memory bounds count a click queue slot as 200 bytes: the hit and the
+    /// channel's stamp.
+    #[test]
+    fn a_queue_slot_is_200_bytes() {
+        assert_eq!(std::mem::size_of::<Hit>() + std::mem::size_of::<usize>(), 200);
+    }
 
     #[test]
     fn every_captured_name_is_found_in_any_case() {
