@@ -1,7 +1,8 @@
 //! A running node: everything `clickstream serve` starts, wired together, and its orderly stop.
 //!
-//! Start-up loads the lists, GeoIP and link table, opens the spool, starts the pipeline thread,
-//! binds the listeners and starts one driver per sink. [`Node::shutdown`] stops in the order that
+//! Start-up raises the open-file limit, loads the lists, GeoIP and link table, opens the spool,
+//! starts the pipeline thread, fits `max_connections` under the open-file limit
+//! ([`fd_budget`]), binds the listeners and starts one driver per sink. [`Node::shutdown`] stops in the order that
 //! loses nothing: not ready → stop accepting and finish in-flight requests → the pipeline drains
 //! the click queue into the spool and syncs it → sinks deliver what they can within the grace
 //! period → whatever is left stays in the spool for the next start.
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState};
 use crate::click::ClickQueue;
 use crate::config::{Config, SinkKind};
+use crate::edge::fd_budget;
 use crate::edge::https;
 use crate::edge::listener::{self as server, ConnLimits};
 use crate::edge::redirect::Router;
@@ -64,6 +66,9 @@ pub struct Node {
     pub admin_addr: SocketAddr,
     /// Where the TLS listener is bound, when configured.
     pub tls_addr: Option<SocketAddr>,
+    /// Connections each listener takes at most: `[server] max_connections`, or less to fit the
+    /// open-file limit ([`fd_budget`]).
+    pub max_connections: usize,
     certs: Option<Arc<crate::edge::tls::CertStore>>,
     tls_task: Option<JoinHandle<()>>,
     /// Counters.
@@ -147,6 +152,8 @@ impl Node {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let server_config = &config.server;
+        // Before anything is opened: every descriptor counts against this limit.
+        let nofile = fd_budget::raise_nofile_limit();
 
         // The admin listener comes first, so that /healthz answers and /readyz says "not ready"
         // while a large table loads.
@@ -265,6 +272,14 @@ impl Node {
             server::ServingThreads::per_cpu()
                 .map_err(|e| StartError::Setup(format!("cannot start the serving threads: {e}")))?,
         );
+        let reserve = fd_budget::Reserve::of(&config, threads.len());
+        let max_connections = fd_budget::fit_max_connections(server_config.max_connections, nofile, reserve)
+            .map_err(StartError::Setup)?;
+        metrics.max_connections.set(max_connections as u64);
+        let limits = ConnLimits {
+            max_connections,
+            ..ConnLimits::from_config(server_config)
+        };
         let bind_error = |source| StartError::Bind {
             addr: server_config.listen,
             source,
@@ -277,7 +292,7 @@ impl Node {
             listeners,
             threads.clone(),
             router.clone(),
-            ConnLimits::from_config(server_config),
+            limits.clone(),
             metrics.clone(),
             shutdown_rx.clone(),
             server_config.shutdown_grace,
@@ -334,7 +349,7 @@ impl Node {
                 threads.clone(),
                 acceptor,
                 router.clone(),
-                ConnLimits::from_config(server_config),
+                limits,
                 metrics.clone(),
                 shutdown_rx.clone(),
                 server_config.shutdown_grace,
@@ -357,6 +372,7 @@ impl Node {
                 addr,
                 admin_addr,
                 tls_addr,
+                max_connections,
                 certs,
                 tls_task,
                 metrics,

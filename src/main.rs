@@ -203,6 +203,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             listen = %node.addr,
             tls = ?node.tls_addr,
             admin = %node.admin_addr,
+            max_connections = node.max_connections,
             links = loaded.links,
             domains = loaded.domains,
             table = %links_path.display(),

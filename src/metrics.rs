@@ -255,6 +255,9 @@ pub struct Metrics {
     pub spool_durable_seq: Gauge,
     /// Open connections.
     pub connections: Gauge,
+    /// `max_connections` in force, per listener: as configured, or lowered to fit the open-file
+    /// limit (`edge::fd_budget`).
+    pub max_connections: Gauge,
     /// Per request, from the read that completed its head to the built response (parsing,
     /// routing, click hand-off; the network and the write are not included).
     pub request_latency: Histogram,
@@ -454,6 +457,12 @@ impl Metrics {
             "gauge",
             "Open client connections.",
             &[("", self.connections.get())],
+        );
+        family(
+            "clickstream_max_connections",
+            "gauge",
+            "Connections each listener takes at most: max_connections, or less to fit the open-file limit.",
+            &[("", self.max_connections.get())],
         );
         let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let per_sink = |f: &dyn Fn(&SinkMetrics) -> u64| -> Vec<(String, u64)> {

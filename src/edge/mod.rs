@@ -7,12 +7,14 @@
 //! - [`listener`]: the serving threads, per-thread sockets, accept loops, connection limits and
 //!   timeouts, graceful shutdown.
 //! - [`acme`]: ACME HTTP-01 challenge files.
+//! - [`fd_budget`]: the open-file limit raised at start, and `max_connections` fit under it.
 //! - [`tls`]: certificates per custom domain, chosen by SNI, reloaded atomically.
 //!
 //! Nothing here waits on I/O other than the client's socket, and nothing below this module
 //! (`links`, `click`, `config`, `metrics`) knows of it.
 
 pub mod acme;
+pub mod fd_budget;
 pub mod h1;
 pub mod https;
 pub mod listener;
