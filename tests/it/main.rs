@@ -9,6 +9,7 @@ mod durability;
 mod layout;
 mod operations;
 mod redirect;
+mod resources;
 mod s3;
 mod tls;
 mod webhook;

@@ -19,17 +19,32 @@ impl Process {
     /// Starts `clickstream serve --config <config>` in `dir` with extra environment variables,
     /// and returns once it serves.
     pub fn start(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Process {
-        Self::spawn(dir, config, env, true)
+        Self::spawn(&[], dir, config, env, true)
+    }
+
+    /// Like [`Process::start`], with the binary started by `wrapper`, a command that runs the
+    /// rest of its line in its own place (`prlimit --nofile=256:256 --`): the child's id is
+    /// then the server's.
+    pub fn start_under(wrapper: &[&str], dir: &Path, config: &Path) -> Process {
+        Self::spawn(wrapper, dir, config, &[], true)
     }
 
     /// Like [`Process::start`], but returns as soon as the admin listener is up (`addr` is then
     /// the admin address too).
     pub fn start_admin_only(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Process {
-        Self::spawn(dir, config, env, false)
+        Self::spawn(&[], dir, config, env, false)
     }
 
-    fn spawn(dir: &Path, config: &Path, env: &[(&str, &str)], wait_for_serving: bool) -> Process {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clickstream"));
+    fn spawn(wrapper: &[&str], dir: &Path, config: &Path, env: &[(&str, &str)], wait_for_serving: bool) -> Process {
+        let binary = env!("CARGO_BIN_EXE_clickstream");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary);
+                cmd
+            }
+            None => Command::new(binary),
+        };
         cmd.args(["--log-format", "json", "serve", "--config"])
             .arg(config)
             .current_dir(dir)
@@ -99,6 +114,34 @@ impl Process {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory, in bytes (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kib * 1024
+    }
+
+    /// Waits until the sample `name` of `/metrics` is at least `value`; fails with the value it
+    /// had after `limit`.
+    pub async fn wait_for_metric(&self, name: &str, value: u64, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let now = super::metric(&self.metrics().await, name);
+            if now >= value {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} is {now}, expected {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
