@@ -1,6 +1,6 @@
 //! Configuration: the one place that reads `clickstream.toml` and the environment.
 //!
-//! A raw, serde-shaped [`RawConfig`] is read section by section, so that one mistyped value does
+//! A raw, serde-shaped configuration (`raw`) is read section by section, so that one mistyped value does
 //! not hide the others, and then validated into the typed [`Config`] the rest of the program
 //! uses. Every problem is collected and reported together, each naming its key
 //! (`[[sink]] #2 (name "hooks") url: ...`); `main` maps a [`ConfigError`] to exit code 64.
@@ -11,8 +11,8 @@
 //! duration has an allowed range (the `*_RANGE` constants, each saying why its ends are where
 //! they are); a value outside it is an error naming the key and the range, never clamped.
 //!
-//! The parts: [`raw`] (the serde shapes and the section readers), [`validate`] (`[server]`,
-//! `[tls]`, `[[domain]]`), [`sink`] (`[[sink]]`). The result is plain data: the owners of
+//! The parts: `raw` (the serde shapes and the section readers), `validate` (`[server]`,
+//! `[tls]`, `[[domain]]`), `sink` (`[[sink]]`). The result is plain data: the owners of
 //! listeners, certificates and enrichment build their runtime objects from it, so this module
 //! imports nothing of the crate.
 //!

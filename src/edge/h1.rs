@@ -26,7 +26,7 @@
 //!   still sends for a moment (nginx's lingering close), so the answer is not lost to a reset.
 //! - At shutdown an idle connection closes at once; a request being read is answered first.
 //!
-//! Timeouts are the caller's (`server`): this loop stamps the connection's [`Activity`].
+//! Timeouts are the caller's (`listener`): this loop stamps the connection's [`Activity`].
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;

@@ -21,8 +21,8 @@ use super::redirect::Router;
 use crate::metrics::Metrics;
 use crate::shutdown::until_true;
 
-/// Runs the TLS accept loops on the serving threads like [`serve_plain`] (its sockets bound by
-/// [`bind_per_thread`] as well); the handshake gets `header_read_timeout`, and a failed one is
+/// Runs the TLS accept loops on the serving threads like [`super::listener::serve_plain`] (its sockets bound by
+/// [`super::listener::bind_per_thread`] as well); the handshake gets `header_read_timeout`, and a failed one is
 /// counted.
 #[allow(clippy::too_many_arguments)] // the same as serve_plain's, plus the acceptor
 pub async fn serve_tls(

@@ -1,6 +1,6 @@
 //! The hit path: one request in, one response out, and for a click a [`Hit`] handed to delivery.
 //!
-//! Called by `server` for every request on every listener, once per request, on the connection's
+//! Called by `h1` and `https` for every request on every listener, once per request, on the connection's
 //! task. Invariants, in order of importance:
 //!
 //! - **No await, no I/O.** [`Router::handle`] is a plain function; everything slow (user-agent
