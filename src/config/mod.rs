@@ -423,4 +423,6 @@ impl Config {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

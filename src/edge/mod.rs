@@ -20,3 +20,6 @@ pub mod https;
 pub mod listener;
 pub mod redirect;
 pub mod tls;
+
+#[cfg(test)]
+mod proptests;

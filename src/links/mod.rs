@@ -302,4 +302,6 @@ impl LinkTable {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
