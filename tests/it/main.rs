@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod clicks;
 mod durability;
+mod framing;
 mod layout;
 mod operations;
 mod redirect;
