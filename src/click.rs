@@ -7,8 +7,9 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvError, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 use http::header::{self, HeaderName};
@@ -215,29 +216,104 @@ impl HitHeaders {
 /// headers (at least 512 bytes, less than twice their length) and, when the query was merged,
 /// the `Location` it was sent (the destination and the query). The captured headers and the
 /// query come from one request head, at most `max_header_bytes`, so a hit holds at most about
-/// twice that plus its destination: 32 KiB at the default 16 KiB, 2 GiB for a full queue, which
-/// only a pipeline far behind a flood of huge heads would reach. A browser's hit holds the
+/// twice that plus its destination: 32 KiB at the default 16 KiB. A browser's hit holds the
 /// 512 bytes.
+///
+/// Hits that hold more than [`SMALL_HIT_BYTES`] (a huge head, a long merged query) are also
+/// counted in bytes, and one that would take them over [`CLICK_QUEUE_MAX_BYTES`] is dropped and
+/// counted as a full queue: a flood of huge heads can then hold that much, not 2 GiB. A
+/// browser's hit (512 bytes) is not counted, so the hit path pays only a comparison for it; all
+/// such hits together hold at most `capacity` × [`SMALL_HIT_BYTES`] (64 MiB at the default).
 #[derive(Clone)]
 pub struct ClickQueue {
     tx: SyncSender<Hit>,
     metrics: Arc<Metrics>,
+    /// Bytes the waiting large hits hold beyond their slots ([`Hit::held_bytes`]).
+    held: Arc<AtomicUsize>,
+}
+
+/// Most bytes the large hits waiting in the click queue may hold beyond their slots: 128 MiB,
+/// 4,096 hits of 32 KiB.
+pub const CLICK_QUEUE_MAX_BYTES: usize = 128 << 20;
+
+/// Hits holding at most this many bytes beyond their slot are not counted against
+/// [`CLICK_QUEUE_MAX_BYTES`].
+pub const SMALL_HIT_BYTES: usize = 1024;
+
+/// The receiving half of the click queue, for the pipeline thread: it gives each large hit's
+/// bytes back to the queue's budget as it takes the hit.
+pub struct ClickReceiver {
+    rx: Receiver<Hit>,
+    held: Arc<AtomicUsize>,
+}
+
+impl ClickReceiver {
+    fn took(&self, hit: Hit) -> Hit {
+        let size = hit.held_bytes();
+        if size > SMALL_HIT_BYTES {
+            self.held.fetch_sub(size, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    /// A waiting hit, if there is one.
+    pub fn try_recv(&self) -> Result<Hit, TryRecvError> {
+        self.rx.try_recv().map(|hit| self.took(hit))
+    }
+
+    /// The next hit, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Hit, RecvTimeoutError> {
+        self.rx.recv_timeout(timeout).map(|hit| self.took(hit))
+    }
+
+    /// The next hit, waiting as long as it takes; an error once every sender is gone.
+    pub fn recv(&self) -> Result<Hit, RecvError> {
+        self.rx.recv().map(|hit| self.took(hit))
+    }
+}
+
+impl Hit {
+    /// The bytes this hit holds beyond its slot in the queue: its captured headers and, when the
+    /// query was merged, the `Location` it was sent.
+    pub fn held_bytes(&self) -> usize {
+        self.headers.bytes.capacity() + self.merged_location.as_ref().map_or(0, |l| l.len())
+    }
 }
 
 impl ClickQueue {
     /// A queue holding at most `capacity` hits, and its receiving end.
-    pub fn bounded(capacity: usize, metrics: Arc<Metrics>) -> (ClickQueue, Receiver<Hit>) {
+    pub fn bounded(capacity: usize, metrics: Arc<Metrics>) -> (ClickQueue, ClickReceiver) {
         let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
-        (ClickQueue { tx, metrics }, rx)
+        let held = Arc::new(AtomicUsize::new(0));
+        (
+            ClickQueue {
+                tx,
+                metrics,
+                held: held.clone(),
+            },
+            ClickReceiver { rx, held },
+        )
     }
 
-    /// Hands a hit on, or drops it (counted) when the queue is full or closed.
+    /// Hands a hit on, or drops it (counted) when the queue is full, in slots or in bytes, or
+    /// closed.
     pub fn offer(&self, hit: Hit) {
-        match self.tx.try_send(hit) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.metrics.clicks_dropped_queue_full.inc(),
-            Err(TrySendError::Disconnected(_)) => self.metrics.clicks_dropped_shutdown.inc(),
+        let size = hit.held_bytes();
+        let large = size > SMALL_HIT_BYTES;
+        if large && self.held.fetch_add(size, Ordering::Relaxed) + size > CLICK_QUEUE_MAX_BYTES {
+            self.held.fetch_sub(size, Ordering::Relaxed);
+            self.metrics.clicks_dropped_queue_full.inc();
+            return;
         }
+        let dropped = match self.tx.try_send(hit) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => &self.metrics.clicks_dropped_queue_full,
+            Err(TrySendError::Disconnected(_)) => &self.metrics.clicks_dropped_shutdown,
+        };
+        if large {
+            self.held.fetch_sub(size, Ordering::Relaxed);
+        }
+        dropped.inc();
     }
 }
 
@@ -251,6 +327,50 @@ mod tests {
     #[test]
     fn a_queue_slot_is_200_bytes() {
         assert_eq!(std::mem::size_of::<Hit>() + std::mem::size_of::<usize>(), 200);
+    }
+
+    fn hit_with_headers(bytes: usize) -> Hit {
+        let table = crate::links::LinkTable::from_csv(
+            "id,domain,slashtag,destination\nl1,brand.link,a,https://example.com/\n",
+            &crate::config::Config::embedded_default().server,
+            &Default::default(),
+        )
+        .unwrap();
+        let link = table.domain("brand.link").unwrap().lookup("a").unwrap().clone();
+        let mut headers = HitHeaders::empty();
+        headers.bytes.reserve_exact(bytes);
+        Hit {
+            time: SystemTime::now(),
+            link,
+            merged_location: None,
+            peer: IpAddr::from([192, 0, 2, 1]),
+            head: false,
+            headers,
+        }
+    }
+
+    #[test]
+    fn the_queue_drops_large_hits_past_its_byte_budget_and_gets_bytes_back_as_they_are_taken() {
+        let metrics = Arc::new(Metrics::default());
+        let (queue, rx) = ClickQueue::bounded(1 << 20, metrics.clone());
+        // Small hits are not counted against the budget.
+        for _ in 0..1000 {
+            queue.offer(hit_with_headers(0));
+        }
+        assert_eq!(queue.held.load(Ordering::Relaxed), 0);
+        let big = CLICK_QUEUE_MAX_BYTES / 4 + 1;
+        for _ in 0..4 {
+            queue.offer(hit_with_headers(big));
+        }
+        // The fourth would pass the budget.
+        assert_eq!(metrics.clicks_dropped_queue_full.get(), 1);
+        for _ in 0..1003 {
+            rx.try_recv().unwrap();
+        }
+        assert_eq!(queue.held.load(Ordering::Relaxed), 0);
+        queue.offer(hit_with_headers(big));
+        assert_eq!(metrics.clicks_dropped_queue_full.get(), 1);
+        assert!(rx.try_recv().is_ok());
     }
 
     #[test]

@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::click::Hit;
+use crate::click::{ClickReceiver, Hit};
 use crate::enrich::Enricher;
 use crate::enrich::event;
 use crate::metrics::Metrics;
@@ -35,7 +35,7 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Starts the pipeline thread.
 pub fn spawn(
-    rx: Receiver<Hit>,
+    rx: ClickReceiver,
     enricher: Enricher,
     writer: SpoolWriter,
     flush_interval: Duration,
@@ -63,7 +63,7 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn run(mut self, rx: Receiver<Hit>, flush_interval: Duration, stop: &AtomicBool) {
+    fn run(mut self, rx: ClickReceiver, flush_interval: Duration, stop: &AtomicBool) {
         let mut next_flush = Instant::now() + flush_interval;
         let mut next_sweep = Instant::now() + SESSION_SWEEP_INTERVAL;
         let mut last_busy = Instant::now() - IDLE_AFTER;
