@@ -22,7 +22,7 @@ use crate::click::ClickQueue;
 use crate::config::{Config, SinkKind};
 use crate::edge::fd_budget;
 use crate::edge::https;
-use crate::edge::listener::{self as server, ConnLimits};
+use crate::edge::listener::{self, ConnLimits};
 use crate::edge::redirect::Router;
 use crate::enrich::geo::GeoDb;
 use crate::enrich::session::SessionTracker;
@@ -269,7 +269,7 @@ impl Node {
 
         // Listeners.
         let threads = Arc::new(
-            server::ServingThreads::per_cpu()
+            listener::ServingThreads::per_cpu()
                 .map_err(|e| StartError::Setup(format!("cannot start the serving threads: {e}")))?,
         );
         let reserve = fd_budget::Reserve::of(&config, threads.len());
@@ -284,11 +284,11 @@ impl Node {
             addr: server_config.listen,
             source,
         };
-        let listeners = server::bind_per_thread(server_config.listen, threads.len()).map_err(bind_error)?;
+        let listeners = listener::bind_per_thread(server_config.listen, threads.len()).map_err(bind_error)?;
         let addr = listeners[0].local_addr().map_err(bind_error)?;
         let (drain, drain_rx) = watch::channel(false);
         let router = Arc::new(Router::new(table.clone(), queue, metrics.clone()));
-        let server_task = tokio::spawn(server::serve_plain(
+        let server_task = tokio::spawn(listener::serve_plain(
             listeners,
             threads.clone(),
             router.clone(),
@@ -342,7 +342,7 @@ impl Node {
                 addr: tls.listen,
                 source,
             };
-            let listeners = server::bind_per_thread(tls.listen, threads.len()).map_err(bind_error)?;
+            let listeners = listener::bind_per_thread(tls.listen, threads.len()).map_err(bind_error)?;
             tls_addr = Some(listeners[0].local_addr().map_err(bind_error)?);
             tls_task = Some(tokio::spawn(https::serve_tls(
                 listeners,
