@@ -46,18 +46,8 @@ impl TestNode {
     /// Waits until the counter `name` (a full series, labels included) reaches `value`, and
     /// fails with the value it had when it does not within a few seconds.
     pub async fn wait_for_metric(&self, name: &str, value: u64) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let now = metric(&self.metrics().await, name);
-            if now == value {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name} is {now}, expected {value}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let url = format!("{}/metrics", self.admin);
+        wait_for_sample(&url, name, |now| now == value, Duration::from_secs(10)).await;
     }
 
     pub async fn metrics(&self) -> String {
@@ -167,6 +157,21 @@ pub async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Polls the metrics page at `url` until the sample `name` passes `done`; fails with the value
+/// it had after `limit`.
+pub async fn wait_for_sample(url: &str, name: &str, done: impl Fn(u64) -> bool, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let text = client().get(url).send().await.unwrap().text().await.unwrap();
+        let now = metric(&text, name);
+        if done(now) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} is {now} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The value of a Prometheus sample line (`name{labels} value`), 0 when absent.

@@ -131,18 +131,8 @@ impl Process {
     /// Waits until the sample `name` of `/metrics` is at least `value`; fails with the value it
     /// had after `limit`.
     pub async fn wait_for_metric(&self, name: &str, value: u64, limit: Duration) {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            let now = super::metric(&self.metrics().await, name);
-            if now >= value {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name} is {now}, expected {value}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let url = format!("http://{}/metrics", self.admin);
+        super::wait_for_sample(&url, name, |now| now >= value, limit).await;
     }
 
     pub async fn metrics(&self) -> String {
